@@ -1,0 +1,378 @@
+/* State machine apply: the only code that changes topics, partitions and
+ * group offsets. Deterministic given (command, index, timestamp). */
+#include "broker/state.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/err.h"
+#include "broker/log.h"
+
+/* ==== effects ==== */
+
+static void fx_touch(struct state_effects *fx, struct topic *t, uint32_t p)
+{
+    size_t i;
+
+    for (i = 0; i < fx->n_touched; i++)
+        if (fx->touched[i].topic == t && fx->touched[i].partition == p)
+            return;
+    if (fx->n_touched == fx->cap_touched) {
+        size_t cap = fx->cap_touched ? fx->cap_touched * 2 : 8;
+        void *a = realloc(fx->touched, cap * sizeof(*fx->touched));
+        if (a == NULL) {
+            fx->failed = true;
+            return;
+        }
+        fx->touched = a;
+        fx->cap_touched = cap;
+    }
+    topic_get(t);
+    fx->touched[fx->n_touched].topic = t;
+    fx->touched[fx->n_touched++].partition = p;
+}
+
+static void fx_deleted(struct state_effects *fx, struct topic *t)
+{
+    if (fx->n_deleted == fx->cap_deleted) {
+        size_t cap = fx->cap_deleted ? fx->cap_deleted * 2 : 4;
+        void *a = realloc(fx->deleted, cap * sizeof(*fx->deleted));
+        if (a == NULL) {
+            fx->failed = true;
+            return;
+        }
+        fx->deleted = a;
+        fx->cap_deleted = cap;
+    }
+    topic_get(t);
+    fx->deleted[fx->n_deleted++] = t;
+}
+
+void state_effects_clear(struct state_effects *fx)
+{
+    size_t i;
+
+    for (i = 0; i < fx->n_touched; i++)
+        topic_put(fx->touched[i].topic);
+    for (i = 0; i < fx->n_deleted; i++)
+        topic_put(fx->deleted[i]);
+    free(fx->touched);
+    free(fx->deleted);
+    memset(fx, 0, sizeof(*fx));
+}
+
+/* ==== open / close ==== */
+
+int state_open(struct state *s, const struct config *cfg, char *errmsg)
+{
+    struct partition_options popt = {
+        .segment_size = (uint64_t)cfg->segment_size,
+        .index_interval = PARTITION_DEFAULT_INDEX_INTERVAL,
+    };
+    int rv;
+
+    memset(s, 0, sizeof(*s));
+    s->cfg = cfg;
+    rv = topic_registry_open(cfg->data_dir, &popt, &s->topics, errmsg);
+    if (rv != 0)
+        return rv;
+    rv = group_store_open(cfg->data_dir, &s->groups, errmsg);
+    if (rv != 0) {
+        topic_registry_close(s->topics);
+        s->topics = NULL;
+    }
+    return rv;
+}
+
+void state_close(struct state *s)
+{
+    group_store_close(s->groups);
+    topic_registry_close(s->topics);
+    memset(s, 0, sizeof(*s));
+}
+
+uint64_t state_last_index(struct state *s)
+{
+    struct topic **list;
+    size_t n, i;
+    uint32_t p;
+    uint64_t max = 0;
+    struct partition_stats st;
+
+    if (topic_registry_list(s->topics, &list, &n) != 0)
+        return 0;
+    for (i = 0; i < n; i++) {
+        if (list[i]->created_index > max)
+            max = list[i]->created_index;
+        for (p = 0; p < list[i]->n_partitions; p++) {
+            partition_stats(list[i]->partitions[p], &st);
+            if (st.last_cmd_index > max)
+                max = st.last_cmd_index;
+        }
+    }
+    topic_list_free(list, n);
+    return max;
+}
+
+/* ==== commands ==== */
+
+static void apply_create(struct state *s, const struct cmd *c, uint64_t index,
+                         struct cmd_result *res)
+{
+    if (c->partitions < 1 ||
+        c->partitions > (uint64_t)s->cfg->max_topic_partitions) {
+        res->err = brk_errf(res->errmsg, BRK_EINVAL,
+                            "field 'partitions' must be 1..%lld",
+                            (long long)s->cfg->max_topic_partitions);
+        return;
+    }
+    res->err = topic_registry_create(s->topics, c->topic, c->partitions,
+                                     c->retention_ms, index, NULL,
+                                     res->errmsg);
+}
+
+static void apply_delete(struct state *s, const struct cmd *c,
+                         struct cmd_result *res, struct state_effects *fx)
+{
+    struct topic *t = topic_registry_get(s->topics, c->topic);
+
+    if (t == NULL) {
+        res->err = brk_errf(res->errmsg, BRK_EUNKNOWN_TOPIC,
+                            "unknown topic '%s'", c->topic);
+        return;
+    }
+    res->err = topic_registry_delete(s->topics, c->topic, res->errmsg);
+    if (res->err == 0) {
+        fx_deleted(fx, t);
+        group_forget_topic(s->groups, c->topic);
+        fx->groups_changed = true;
+    }
+    topic_put(t);
+}
+
+/* The topic a produce goes to, auto-created when the command allows. */
+static struct topic *produce_topic(struct state *s, const struct cmd *c,
+                                   uint64_t index, struct cmd_result *res)
+{
+    struct topic *t = topic_registry_get(s->topics, c->topic);
+
+    if (t != NULL)
+        return t;
+    if (c->partitions == 0) {
+        res->err = brk_errf(res->errmsg, BRK_EUNKNOWN_TOPIC,
+                            "unknown topic '%s'", c->topic);
+        return NULL;
+    }
+    res->err = topic_registry_create(s->topics, c->topic, c->partitions, -1,
+                                     index, NULL, res->errmsg);
+    if (res->err != 0)
+        return NULL;
+    log_info("auto-created topic %s with %u partitions", c->topic,
+             c->partitions);
+    return topic_registry_get(s->topics, c->topic);
+}
+
+/* All-or-nothing checks before anything is written. */
+static int produce_check(struct state *s, const struct cmd *c,
+                         const struct topic *t, struct cmd_result *res)
+{
+    uint64_t bytes = 0;
+    size_t i;
+
+    for (i = 0; i < c->n_records; i++) {
+        const struct cmd_record *r = &c->records[i];
+        if (r->partition >= t->n_partitions)
+            return brk_errf(res->errmsg, BRK_EUNKNOWN_PARTITION,
+                            "topic '%s' has no partition %u", t->name,
+                            r->partition);
+        bytes += (uint64_t)RECORD_HEADER_SIZE + 8 + r->key_len +
+                 r->value_len + r->headers_len;
+    }
+    if (s->cfg->max_storage_size >= 0 &&
+        topic_registry_size_bytes(s->topics) + bytes >
+            (uint64_t)s->cfg->max_storage_size)
+        return brk_errf(res->errmsg, BRK_ESTORAGE_FULL,
+                        "storage is full (max_storage_size %lld bytes)",
+                        (long long)s->cfg->max_storage_size);
+    return 0;
+}
+
+/* Append the records of @c that go to partition @p, in request order. */
+static int produce_partition(struct topic *t, uint32_t p, const struct cmd *c,
+                             uint64_t index, int64_t ts,
+                             struct cmd_result *res, struct record *recs)
+{
+    size_t i, n = 0;
+    uint64_t first;
+    struct partition_stats st;
+    int rv;
+
+    partition_stats(t->partitions[p], &st);
+    if (st.last_cmd_index >= index)
+        return 0; /* already applied before a restart */
+    for (i = 0; i < c->n_records; i++) {
+        const struct cmd_record *r = &c->records[i];
+        if (r->partition != p)
+            continue;
+        recs[n] = (struct record){
+            .timestamp = ts, .cmd_index = index, .flags = r->flags,
+            .key = r->key, .key_len = r->key_len, .value = r->value,
+            .value_len = r->value_len, .headers = r->headers,
+            .headers_len = r->headers_len};
+        n++;
+    }
+    rv = partition_append(t->partitions[p], recs, n, &first, res->errmsg);
+    if (rv != 0)
+        return rv;
+    for (i = 0, n = 0; i < c->n_records; i++)
+        if (c->records[i].partition == p)
+            res->produced[i] =
+                (struct cmd_produced){.partition = p, .offset = first + n++};
+    return 0;
+}
+
+static void apply_produce(struct state *s, const struct cmd *c, uint64_t index,
+                          int64_t ts, struct cmd_result *res,
+                          struct state_effects *fx)
+{
+    struct topic *t = produce_topic(s, c, index, res);
+    struct record *recs = NULL;
+    uint32_t p;
+
+    if (t == NULL)
+        return;
+    res->timestamp = ts;
+    res->err = produce_check(s, c, t, res);
+    if (res->err == 0) {
+        recs = calloc(c->n_records ? c->n_records : 1, sizeof(*recs));
+        res->produced = calloc(c->n_records ? c->n_records : 1,
+                               sizeof(*res->produced));
+        res->n_produced = c->n_records;
+        if (recs == NULL || res->produced == NULL)
+            res->err = brk_errf(res->errmsg, BRK_ENOMEM, "produce");
+    }
+    for (p = 0; res->err == 0 && p < t->n_partitions; p++) {
+        res->err = produce_partition(t, p, c, index, ts, res, recs);
+        fx_touch(fx, t, p); /* even on error: partial bytes need a sync */
+    }
+    free(recs);
+    topic_put(t);
+}
+
+static void apply_commit(struct state *s, const struct cmd *c,
+                         struct cmd_result *res, struct state_effects *fx)
+{
+    size_t i;
+    struct topic *t;
+
+    /* Validate every entry first: a commit is all-or-nothing. */
+    for (i = 0; i < c->n_offsets; i++) {
+        const struct cmd_offset *o = &c->offsets[i];
+        t = topic_registry_get(s->topics, o->topic);
+        if (t == NULL || o->partition >= t->n_partitions) {
+            res->err = brk_errf(res->errmsg,
+                                t ? BRK_EUNKNOWN_PARTITION : BRK_EUNKNOWN_TOPIC,
+                                "unknown topic/partition %s/%u", o->topic,
+                                o->partition);
+            topic_put(t);
+            return;
+        }
+        topic_put(t);
+    }
+    for (i = 0; i < c->n_offsets && res->err == 0; i++)
+        res->err = group_commit(s->groups, c->group, c->offsets[i].topic,
+                                c->offsets[i].partition, c->offsets[i].offset);
+    fx->groups_changed = true;
+}
+
+static void apply_delete_group(struct state *s, const struct cmd *c,
+                               struct cmd_result *res,
+                               struct state_effects *fx)
+{
+    res->err = group_delete(s->groups, c->group);
+    if (res->err != 0)
+        brk_errf(res->errmsg, res->err, "unknown group '%s'", c->group);
+    fx->groups_changed = true;
+}
+
+static int claim_add(struct cmd_result *res, uint32_t p, uint64_t from,
+                     uint64_t to)
+{
+    void *a = realloc(res->claimed, (res->n_claimed + 1) * sizeof(*res->claimed));
+
+    if (a == NULL)
+        return BRK_ENOMEM;
+    res->claimed = a;
+    res->claimed[res->n_claimed++] = (struct cmd_claimed){p, from, to};
+    return 0;
+}
+
+/* Hand out up to @c->limit visible messages of the topic, advancing the
+ * group's offsets. Partitions are visited from a rotating start so that
+ * no partition starves. */
+static void apply_claim(struct state *s, const struct cmd *c, uint64_t index,
+                        struct cmd_result *res, struct state_effects *fx)
+{
+    struct topic *t = topic_registry_get(s->topics, c->topic);
+    uint64_t left = c->limit, off, take;
+    uint32_t i, p;
+    struct partition_stats st;
+
+    if (t == NULL) {
+        res->err = brk_errf(res->errmsg, BRK_EUNKNOWN_TOPIC,
+                            "unknown topic '%s'", c->topic);
+        return;
+    }
+    for (i = 0; i < t->n_partitions && left > 0 && res->err == 0; i++) {
+        p = (uint32_t)((index + i) % t->n_partitions);
+        partition_stats(t->partitions[p], &st);
+        if (group_offset(s->groups, c->group, t->name, p, &off) != 0 ||
+            off < st.log_start_offset)
+            off = st.log_start_offset;
+        if (off >= st.high_watermark)
+            continue;
+        take = st.high_watermark - off < left ? st.high_watermark - off : left;
+        res->err = claim_add(res, p, off, off + take);
+        if (res->err == 0)
+            res->err = group_commit(s->groups, c->group, t->name, p,
+                                    off + take);
+        left -= take;
+        fx->groups_changed = true;
+    }
+    topic_put(t);
+}
+
+static void apply_truncate(struct state *s, const struct cmd *c,
+                           struct cmd_result *res)
+{
+    struct topic *t = topic_registry_get(s->topics, c->topic);
+
+    if (t == NULL || c->partition >= t->n_partitions) {
+        res->err = BRK_EUNKNOWN_TOPIC;
+    } else {
+        res->err = partition_truncate_before(t->partitions[c->partition],
+                                             c->before, res->errmsg);
+    }
+    topic_put(t);
+}
+
+void state_apply(struct state *s, const struct cmd *c, uint64_t index,
+                 int64_t now_ms, struct cmd_result *res,
+                 struct state_effects *fx)
+{
+    switch (c->type) {
+    case CMD_CREATE_TOPIC: apply_create(s, c, index, res); break;
+    case CMD_DELETE_TOPIC: apply_delete(s, c, res, fx); break;
+    case CMD_PRODUCE: apply_produce(s, c, index, now_ms, res, fx); break;
+    case CMD_COMMIT_OFFSETS: apply_commit(s, c, res, fx); break;
+    case CMD_DELETE_GROUP: apply_delete_group(s, c, res, fx); break;
+    case CMD_CLAIM: apply_claim(s, c, index, res, fx); break;
+    case CMD_TRUNCATE: apply_truncate(s, c, res); break;
+    case CMD_SET_MEMBER: break; /* handled by the cluster node */
+    default:
+        res->err = brk_errf(res->errmsg, BRK_EINTERNAL, "unknown command %d",
+                            (int)c->type);
+    }
+    if (res->err != 0 && res->errmsg[0] == '\0')
+        snprintf(res->errmsg, sizeof(res->errmsg), "%s", brk_err_str(res->err));
+}

@@ -1,0 +1,225 @@
+/* Standalone write path: apply a drained batch, fsync once for all of it
+ * on the thread pool (group commit), then publish and acknowledge. With a
+ * positive flush_interval, acknowledge after the write and fsync on a
+ * timer instead. */
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker/log.h"
+#include "node_internal.h"
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool claim_should_wait(struct node *n, struct work *w)
+{
+    return w->cmd.type == CMD_CLAIM && w->res.err == 0 &&
+           w->res.n_claimed == 0 && w->wait_ms > 0 && !n->stopping &&
+           uv_now(&n->loop) < w->deadline_ms;
+}
+
+void node_complete_batch(struct node *n, struct work **works, size_t count,
+                         struct state_effects *fx, int err,
+                         const char *errmsg)
+{
+    struct partition_stats st;
+    size_t i;
+
+    for (i = 0; i < fx->n_touched; i++) {
+        struct topic *t = fx->touched[i].topic;
+        uint32_t p = fx->touched[i].partition;
+        partition_stats(t->partitions[p], &st);
+        partition_publish(t->partitions[p], st.next_offset);
+        waiters_wake_partition(n, t, p);
+    }
+    for (i = 0; i < fx->n_deleted; i++)
+        waiters_wake_topic(n, fx->deleted[i]);
+    for (i = 0; i < count; i++) {
+        struct work *w = works[i];
+        if (err != 0 && w->res.err == 0) {
+            w->res.err = err;
+            snprintf(w->res.errmsg, sizeof(w->res.errmsg), "%s", errmsg);
+        }
+        if (claim_should_wait(n, w)) {
+            cmd_result_clear(&w->res);
+            waiters_add(n, w, true);
+        } else {
+            node_finish_work(n, w);
+        }
+    }
+    state_effects_clear(fx);
+}
+
+/* ==== group commit ==== */
+
+static void sync_work(uv_work_t *req)
+{
+    struct sbatch *b = req->data;
+    size_t i;
+
+    for (i = 0; i < b->fx.n_touched && b->err == 0; i++) {
+        struct state_touched *t = &b->fx.touched[i];
+        b->err = partition_sync(t->topic->partitions[t->partition], b->errmsg);
+    }
+    if (b->err == 0 && b->groups_text != NULL)
+        b->err = group_store_write(b->node->st->groups, b->groups_text,
+                                   b->errmsg);
+}
+
+static void fsync_failed(const char *errmsg)
+{
+    /* After a failed fsync the kernel may have dropped the dirty pages, so
+     * retrying could acknowledge data that is gone. Stop instead; start-up
+     * recovery cuts whatever is not intact. */
+    log_error("fsync failed, stopping so that nothing unsafe is "
+              "acknowledged: %s", errmsg);
+    _exit(1);
+}
+
+static void after_sync(uv_work_t *req, int status)
+{
+    struct sbatch *b = req->data;
+    struct node *n = b->node;
+
+    (void)status;
+    n->syncing = false;
+    if (b->err != 0)
+        fsync_failed(b->errmsg);
+    node_complete_batch(n, b->works, b->n, &b->fx, 0, "");
+    free(b->groups_text);
+    free(b->works);
+    free(b);
+    node_after_batch(n);
+}
+
+static void apply_all(struct node *n, struct sbatch *b)
+{
+    int64_t ts = wall_ms();
+    size_t i;
+
+    for (i = 0; i < b->n; i++)
+        state_apply(n->st, &b->works[i]->cmd, ++n->index, ts,
+                    &b->works[i]->res, &b->fx);
+}
+
+void standalone_apply(struct node *n, struct work **works, size_t count)
+{
+    struct sbatch *b = calloc(1, sizeof(*b));
+    bool err = false;
+
+    if (b == NULL) {
+        for (size_t i = 0; i < count; i++) {
+            works[i]->res.err = BRK_ENOMEM;
+            node_finish_work(n, works[i]);
+        }
+        free(works);
+        return;
+    }
+    b->node = n;
+    b->works = works;
+    b->n = count;
+    b->req.data = b;
+    apply_all(n, b);
+    if (n->cfg->flush_interval_ms > 0 ||
+        (b->fx.n_touched == 0 && !b->fx.groups_changed)) {
+        node_complete_batch(n, works, count, &b->fx, 0, "");
+        free(works);
+        free(b);
+        node_after_batch(n);
+        return;
+    }
+    b->groups_text = group_store_take_dirty(n->st->groups, &err);
+    n->syncing = true;
+    uv_queue_work(&n->loop, &b->req, sync_work, after_sync);
+}
+
+/* ==== periodic flush (flush_interval > 0) ==== */
+
+struct flush {
+    struct node *node;
+    struct topic **topics;
+    size_t n;
+    char *groups_text;
+    int err;
+    char errmsg[BRK_ERRMSG_LEN];
+    uv_work_t req;
+};
+
+static void flush_work(uv_work_t *req)
+{
+    struct flush *f = req->data;
+    size_t i;
+    uint32_t p;
+
+    for (i = 0; i < f->n && f->err == 0; i++)
+        for (p = 0; p < f->topics[i]->n_partitions && f->err == 0; p++)
+            f->err = partition_sync(f->topics[i]->partitions[p], f->errmsg);
+    if (f->err == 0 && f->groups_text != NULL)
+        f->err = group_store_write(f->node->st->groups, f->groups_text,
+                                   f->errmsg);
+}
+
+static void after_flush(uv_work_t *req, int status)
+{
+    struct flush *f = req->data;
+    struct node *n = f->node;
+
+    (void)status;
+    if (f->err != 0)
+        fsync_failed(f->errmsg);
+    topic_list_free(f->topics, f->n);
+    free(f->groups_text);
+    free(f);
+    n->flush_running = false;
+    node_after_batch(n);
+}
+
+static void on_flush(uv_timer_t *timer)
+{
+    struct node *n = timer->data;
+    struct flush *f;
+    bool err;
+
+    if (n->flush_running || (f = calloc(1, sizeof(*f))) == NULL)
+        return;
+    if (topic_registry_list(n->st->topics, &f->topics, &f->n) != 0) {
+        free(f);
+        return;
+    }
+    f->node = n;
+    f->req.data = f;
+    f->groups_text = group_store_take_dirty(n->st->groups, &err);
+    n->flush_running = true;
+    uv_queue_work(&n->loop, &f->req, flush_work, after_flush);
+}
+
+void standalone_flush_start(struct node *n)
+{
+    uint64_t ms = (uint64_t)n->cfg->flush_interval_ms;
+
+    uv_timer_start(&n->flush_timer, on_flush, ms, ms);
+}
+
+/* After the loop has stopped: everything acknowledged reaches the disk. */
+void standalone_final_flush(struct node *n)
+{
+    struct flush f = {.node = n};
+    bool err;
+
+    if (n->cfg->flush_interval_ms <= 0)
+        return;
+    if (topic_registry_list(n->st->topics, &f.topics, &f.n) != 0)
+        return;
+    f.groups_text = group_store_take_dirty(n->st->groups, &err);
+    flush_work(&(uv_work_t){.data = &f});
+    if (f.err != 0)
+        log_error("final flush failed: %s", f.errmsg);
+    topic_list_free(f.topics, f.n);
+    free(f.groups_text);
+}
