@@ -359,6 +359,10 @@ static void dur_leading_fraction(const char **s, uint64_t *f, double *scale)
             overflow = 1;
             continue;
         }
+        if (x * 10 + (uint64_t)(*p - '0') > DUR_LIMIT) {
+            overflow = 1;
+            continue;
+        }
         x = x * 10 + (uint64_t)(*p - '0');
         sc *= 10;
     }

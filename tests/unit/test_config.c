@@ -329,6 +329,9 @@ static void test_duration_valid(void **state)
     assert_int_equal(dur("1500\xCE\xBCs"), 1);
     assert_int_equal(dur("999999ns"), 0);
     assert_int_equal(dur("1m1s1ms"), 61001);
+    /* Fraction digits beyond uint64 precision are dropped, as in Go. */
+    assert_int_equal(dur("1.000000000000000000000000001s"), 1000);
+    assert_int_equal(dur("0.9999s"), 999);
     /* The largest duration Go accepts, 2^63-1 ns. */
     assert_int_equal(dur("9223372036854775807ns"), 9223372036854LL);
 }
