@@ -291,6 +291,7 @@ static void test_concurrent_lines_whole(void **state)
     struct fixture *f = *state;
     char errmsg[BRK_ERRMSG_LEN];
     pthread_t th[N_THREADS];
+    regex_t re;
     char *text;
     char *line;
     char *save = NULL;
@@ -305,13 +306,22 @@ static void test_concurrent_lines_whole(void **state)
     for (i = 0; i < N_THREADS; i++) {
         pthread_join(th[i], NULL);
     }
+    /* Compiled once: 4000 regcomp calls are slow under sanitizers. */
+    assert_int_equal(regcomp(&re,
+                             "^" TS_RE " INFO t[0-7] n[0-9]+ "
+                             "(a{199}|b{199}|c{199}|d{199}|e{199}|f{199}|"
+                             "g{199}|h{199}) end$",
+                             REG_EXTENDED | REG_NOSUB),
+                     0);
     text = slurp(f->path);
     for (line = strtok_r(text, "\n", &save); line != NULL;
          line = strtok_r(NULL, "\n", &save)) {
-        assert_matches(line, "^" TS_RE
-                       " INFO t([0-7]) n[0-9]+ ([a-h])\\2{198} end$");
+        if (regexec(&re, line, 0, NULL, 0) != 0) {
+            fail_msg("mangled line: %s", line);
+        }
         n++;
     }
+    regfree(&re);
     assert_int_equal(n, N_THREADS * N_LINES);
     free(text);
 }
