@@ -72,30 +72,31 @@ struct segment_index_entry {
 };
 
 struct segment {
-    uint64_t base_offset;   /* offset of the first record; from the name */
-    uint64_t next_offset;   /* one past the last record */
-    uint64_t size;          /* bytes of complete records in the .log */
-    int64_t max_timestamp;  /* newest record's timestamp; INT64_MIN if empty */
+    uint64_t base_offset;    /* offset of the first record; from the name */
+    uint64_t next_offset;    /* one past the last record */
+    uint64_t size;           /* bytes of complete records in the .log */
+    int64_t max_timestamp;   /* newest record's timestamp; INT64_MIN if empty */
     uint64_t last_cmd_index; /* cmd_index of the last record, 0 if empty */
-    int fd;                 /* .log, read/write; closed at the last unref */
-    int index_fd;           /* .index, open only while the segment is active */
+    int fd;                  /* .log, read/write; closed at the last unref */
+    int index_fd;            /* .index, open only while the segment is active */
     struct segment_index_entry *index; /* sparse, ascending */
-    size_t index_n;         /* entries in use */
-    size_t index_cap;       /* entries allocated */
-    uint32_t index_interval; /* record bytes between index entries */
-    bool dirty;             /* written since the last sync (partition mutex) */
-    atomic_int refs;        /* the partition's reference + readers' */
+    size_t index_n;                    /* entries in use */
+    size_t index_cap;                  /* entries allocated */
+    uint32_t index_interval;           /* record bytes between index entries */
+    bool dirty;      /* written since the last sync (partition mutex) */
+    atomic_int refs; /* the partition's reference + readers' */
+    const char *dir; /* borrowed from the owner, for log lines */
     char name[SEGMENT_NAME_MAX]; /* "<base>.log", for messages */
 };
 
 /* A batch of records encoded for one segment, before it is written. */
 struct segment_batch {
-    uint8_t *buf;           /* encoded records (owned) */
-    size_t len;             /* bytes in buf */
+    uint8_t *buf;                        /* encoded records (owned) */
+    size_t len;                          /* bytes in buf */
     struct segment_index_entry *entries; /* new index entries (owned) */
     size_t n_entries;
-    uint64_t next_offset;   /* one past the batch's last record */
-    int64_t max_timestamp;  /* largest timestamp in the batch */
+    uint64_t next_offset;    /* one past the batch's last record */
+    int64_t max_timestamp;   /* largest timestamp in the batch */
     uint64_t last_cmd_index; /* cmd_index of the batch's last record */
 };
 
@@ -114,10 +115,11 @@ void segment_index_name(uint64_t base, char *buf);
 bool segment_parse_name(const char *name, uint64_t *base);
 
 /* Create an empty segment based at @base in the directory @dirfd (the
- * .log must not exist; a stale .index is replaced). The caller owns the
- * one reference. Errors: BRK_EIO, BRK_ENOMEM with @errmsg. */
-int segment_create(int dirfd, uint64_t base, uint32_t index_interval,
-                   struct segment **out, char *errmsg);
+ * .log must not exist; a stale .index is replaced). @dir is that
+ * directory's path, borrowed for log lines while the segment lives. The
+ * caller owns the one reference. Errors: BRK_EIO, BRK_ENOMEM. */
+int segment_create(int dirfd, const char *dir, uint64_t base,
+                   uint32_t index_interval, struct segment **out, char *errmsg);
 
 /* Open the existing segment based at @base. @newest: scan every record,
  * cut a torn or corrupt tail (ftruncate + fsync), rebuild the index and keep
@@ -125,7 +127,7 @@ int segment_create(int dirfd, uint64_t base, uint32_t index_interval,
  * missing or bad) and scan only from its last entry to find next_offset,
  * max_timestamp and last_cmd_index. @info may be NULL. Errors: BRK_EIO,
  * BRK_ENOMEM, BRK_ECORRUPT (an older segment with a bad record). */
-int segment_load(int dirfd, uint64_t base, bool newest,
+int segment_load(int dirfd, const char *dir, uint64_t base, bool newest,
                  uint32_t index_interval, struct segment **out,
                  struct segment_load_info *info, char *errmsg);
 
@@ -155,9 +157,9 @@ bool segment_fits(const struct segment *s, uint64_t bytes, size_t n,
  * (written back into recs[i].offset) as they would be appended to @s, and
  * plan the index entries they need. Free @b with segment_batch_free.
  * Errors: BRK_ENOMEM, BRK_EMSG_TOO_LARGE. */
-int segment_batch_encode(const struct segment *s, struct record *recs,
-                         size_t n, uint64_t first_offset,
-                         struct segment_batch *b, char *errmsg);
+int segment_batch_encode(const struct segment *s, struct record *recs, size_t n,
+                         uint64_t first_offset, struct segment_batch *b,
+                         char *errmsg);
 void segment_batch_free(struct segment_batch *b);
 
 /* Under the partition mutex: make room for @extra index entries so that

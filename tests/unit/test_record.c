@@ -140,8 +140,7 @@ static void test_crc_mismatch(void **state)
     (void)state;
     for (i = 4; i < size; i++) {
         buf[i] ^= 0x40;
-        assert_int_equal(record_decode(buf, size, &out, &used),
-                         BRK_ECORRUPT);
+        assert_int_equal(record_decode(buf, size, &out, &used), BRK_ECORRUPT);
         buf[i] ^= 0x40;
     }
     assert_int_equal(record_decode(buf, size, &out, &used), 0);
