@@ -29,7 +29,7 @@ struct topic {
     atomic_bool deleted;
     struct waiter **waiters;     /* per partition; loop thread only */
     struct waiter *claim_waiters;/* claims waiting for any partition */
-    char dir[1024];
+    char dir[1300];
 };
 
 struct topic_registry;

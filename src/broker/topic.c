@@ -101,7 +101,7 @@ static int topic_open_partitions(struct topic *t,
                                  char *errmsg)
 {
     uint32_t i;
-    char dir[1200];
+    char dir[1600];
     struct partition_recovery rec;
     int rv;
 
@@ -126,7 +126,7 @@ static int topic_open_partitions(struct topic *t,
 static int meta_write(const struct topic *t, char *errmsg)
 {
     json_t *o;
-    char *text, path[1200];
+    char *text, path[1600];
     int rv;
 
     o = json_pack("{s:s, s:I, s:I, s:I}", "name", t->name, "partitions",
@@ -148,7 +148,7 @@ static int meta_write(const struct topic *t, char *errmsg)
 static int meta_read(const char *dir, const char *name, struct topic **out,
                      char *errmsg)
 {
-    char path[1200];
+    char path[1600];
     json_error_t jerr;
     json_t *o;
     json_int_t parts = 0, ret = -1, idx = 0;
@@ -287,7 +287,7 @@ uint64_t topic_registry_size_bytes(struct topic_registry *reg)
 static int load_topic(struct topic_registry *reg, const char *name,
                       char *errmsg)
 {
-    char dir[1200], meta[1300];
+    char dir[1300], meta[1600];
     struct topic *t;
     int rv;
 
@@ -421,7 +421,7 @@ int topic_registry_delete(struct topic_registry *reg, const char *name,
     struct topic *t;
     bool found;
     size_t pos;
-    char trash[1400];
+    char trash[1600];
     int rv;
 
     pthread_rwlock_wrlock(&reg->lock);

@@ -1,0 +1,435 @@
+/* POST /topics/{topic}/messages and GET .../partitions/{p}/messages. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "broker/metrics.h"
+#include "http_internal.h"
+
+#define PARTITION_UNSET UINT32_MAX
+#define FETCH_MAX_LIMIT 10000
+#define FETCH_MAX_WAIT_MS 30000
+
+/* ==== produce: parsing ==== */
+
+static bool is_json_type(const char *ct)
+{
+    size_t n;
+
+    if (ct == NULL || ct[0] == '\0')
+        return true; /* no type given: the documented default is JSON */
+    n = strcspn(ct, ";");
+    while (n > 0 && ct[n - 1] == ' ')
+        n--;
+    return (n == 16 && strncasecmp(ct, "application/json", 16) == 0) ||
+           (n > 5 && strncasecmp(ct + n - 5, "+json", 5) == 0);
+}
+
+static uint8_t *dup_bytes(const void *p, size_t len)
+{
+    uint8_t *d = malloc(len ? len : 1);
+
+    if (d != NULL && len > 0)
+        memcpy(d, p, len);
+    return d;
+}
+
+static int parse_key(json_t *o, struct cmd_record *rec, const char *field,
+                     char *errmsg)
+{
+    json_t *k = json_object_get(o, "key");
+
+    if (k == NULL || json_is_null(k))
+        return 0;
+    if (!json_is_string(k))
+        return brk_errf(errmsg, BRK_EINVAL, "field '%skey' must be a string "
+                        "or null", field);
+    rec->key_len = (uint32_t)json_string_length(k);
+    rec->key = dup_bytes(json_string_value(k), rec->key_len);
+    return rec->key ? 0 : BRK_ENOMEM;
+}
+
+static int parse_headers(json_t *o, struct cmd_record *rec, const char *field,
+                         char *errmsg)
+{
+    json_t *h = json_object_get(o, "headers"), *v;
+    const char *name;
+    char *text;
+
+    if (h == NULL || json_is_null(h))
+        return 0;
+    if (!json_is_object(h))
+        return brk_errf(errmsg, BRK_EINVAL, "field '%sheaders' must be an "
+                        "object of strings", field);
+    json_object_foreach(h, name, v)
+    {
+        if (!json_is_string(v))
+            return brk_errf(errmsg, BRK_EINVAL, "field '%sheaders.%s' must be "
+                            "a string", field, name);
+    }
+    text = json_dumps(h, JSON_COMPACT);
+    if (text == NULL)
+        return BRK_ENOMEM;
+    rec->headers = (uint8_t *)text;
+    rec->headers_len = (uint32_t)strlen(text);
+    return 0;
+}
+
+static int parse_partition(json_t *o, struct cmd_record *rec,
+                           const char *field, char *errmsg)
+{
+    json_t *p = json_object_get(o, "partition");
+
+    rec->partition = PARTITION_UNSET;
+    if (p == NULL || json_is_null(p))
+        return 0;
+    if (!json_is_integer(p) || json_integer_value(p) < 0 ||
+        json_integer_value(p) >= PARTITION_UNSET)
+        return brk_errf(errmsg, BRK_EINVAL, "field '%spartition' must be a "
+                        "non-negative integer", field);
+    rec->partition = (uint32_t)json_integer_value(p);
+    return 0;
+}
+
+/* One record object; @field prefixes field names in errors. */
+static int parse_record(struct http_req *r, json_t *o, struct cmd_record *rec,
+                        const char *field, char *errmsg)
+{
+    json_t *v;
+    char *text;
+    int rv;
+
+    if (!json_is_object(o))
+        return brk_errf(errmsg, BRK_EINVAL, "field '%s' must be an object",
+                        field[0] ? field : "body");
+    v = json_object_get(o, "value");
+    if (v == NULL)
+        return brk_errf(errmsg, BRK_EINVAL, "field '%svalue' is required",
+                        field);
+    if ((rv = parse_key(o, rec, field, errmsg)) != 0 ||
+        (rv = parse_headers(o, rec, field, errmsg)) != 0 ||
+        (rv = parse_partition(o, rec, field, errmsg)) != 0)
+        return rv;
+    text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (text == NULL)
+        return BRK_ENOMEM;
+    rec->value = (uint8_t *)text;
+    rec->value_len = (uint32_t)strlen(text);
+    rec->flags = RECORD_F_JSON;
+    if ((uint64_t)rec->key_len + rec->value_len + rec->headers_len >
+        (uint64_t)r->srv->deps.cfg->max_message_size)
+        return brk_errf(errmsg, BRK_EMSG_TOO_LARGE, "message %sis larger than "
+                        "max_message_size (%lld bytes)", field,
+                        (long long)r->srv->deps.cfg->max_message_size);
+    return 0;
+}
+
+static int parse_json_records(struct http_req *r, json_t *body,
+                              struct cmd *c, char *errmsg)
+{
+    json_t *recs = json_object_get(body, "records");
+    char field[48];
+    size_t i, n;
+    int rv = 0;
+
+    if (recs != NULL && !json_is_array(recs))
+        return brk_errf(errmsg, BRK_EINVAL, "field 'records' must be an "
+                        "array");
+    r->batch = recs != NULL;
+    n = recs ? json_array_size(recs) : 1;
+    if (n == 0)
+        return brk_errf(errmsg, BRK_EINVAL, "field 'records' must not be "
+                        "empty");
+    c->records = calloc(n, sizeof(*c->records));
+    if (c->records == NULL)
+        return BRK_ENOMEM;
+    c->n_records = n;
+    for (i = 0; i < n && rv == 0; i++) {
+        if (recs)
+            snprintf(field, sizeof(field), "records[%zu].", i);
+        else
+            field[0] = '\0';
+        rv = parse_record(r, recs ? json_array_get(recs, i) : body,
+                          &c->records[i], field, errmsg);
+    }
+    return rv;
+}
+
+/* Any other Content-Type: the body is one raw value. */
+static int parse_raw_record(struct http_req *r, struct cmd *c, char *errmsg)
+{
+    struct cmd_record *rec;
+    char *key = http_query(r, "key"), *part = http_query(r, "partition");
+    uint64_t p;
+    int rv = 0;
+
+    c->records = rec = calloc(1, sizeof(*rec));
+    c->n_records = 1;
+    rec->partition = PARTITION_UNSET;
+    if (rec == NULL)
+        rv = BRK_ENOMEM;
+    else if (part != NULL && !http_parse_u64(part, PARTITION_UNSET - 1, &p))
+        rv = brk_errf(errmsg, BRK_EINVAL, "query argument 'partition' must be "
+                      "a non-negative integer");
+    else if ((uint64_t)r->body_len + (key ? strlen(key) : 0) >
+             (uint64_t)r->srv->deps.cfg->max_message_size)
+        rv = brk_errf(errmsg, BRK_EMSG_TOO_LARGE, "message is larger than "
+                      "max_message_size (%lld bytes)",
+                      (long long)r->srv->deps.cfg->max_message_size);
+    if (rv == 0) {
+        if (part != NULL)
+            rec->partition = (uint32_t)p;
+        rec->value = dup_bytes(r->body, r->body_len);
+        rec->value_len = (uint32_t)r->body_len;
+        if (key != NULL) {
+            rec->key_len = (uint32_t)strlen(key);
+            rec->key = (uint8_t *)key;
+            key = NULL;
+        }
+        if (rec->value == NULL)
+            rv = BRK_ENOMEM;
+    }
+    free(key);
+    free(part);
+    return rv;
+}
+
+/* Explicit partitions are checked, keyed records hashed like Kafka, and
+ * key-less ones spread round-robin. */
+static int assign_partitions(struct http_req *r, struct cmd *c, char *errmsg)
+{
+    const struct config *cfg = r->srv->deps.cfg;
+    struct topic *t = topic_registry_get(r->srv->deps.st->topics, c->topic);
+    static atomic_uint spread;
+    uint32_t n = t ? t->n_partitions : (uint32_t)cfg->default_partitions;
+    size_t i;
+
+    if (t == NULL && !cfg->auto_create_topics)
+        return brk_errf(errmsg, BRK_EUNKNOWN_TOPIC, "unknown topic '%s'",
+                        c->topic);
+    c->partitions = cfg->auto_create_topics ? (uint32_t)cfg->default_partitions
+                                            : 0;
+    for (i = 0; i < c->n_records; i++) {
+        struct cmd_record *rec = &c->records[i];
+        if (rec->partition != PARTITION_UNSET) {
+            if (rec->partition >= n) {
+                topic_put(t);
+                return brk_errf(errmsg, BRK_EUNKNOWN_PARTITION, "topic '%s' "
+                                "has %u partitions; no partition %u",
+                                c->topic, n, rec->partition);
+            }
+        } else if (rec->key != NULL) {
+            rec->partition = state_partition_for_key(rec->key, rec->key_len, n);
+        } else {
+            rec->partition = (t ? atomic_fetch_add(&t->next_partition, 1)
+                                : atomic_fetch_add(&spread, 1)) % n;
+        }
+    }
+    topic_put(t);
+    return 0;
+}
+
+/* ==== produce: answer ==== */
+
+static enum MHD_Result produce_done(struct http_req *r)
+{
+    struct work *w = r->work;
+    struct cmd_result *res = &w->res;
+    json_t *o, *arr;
+    size_t i;
+    uint64_t bytes = 0;
+
+    if (res->err != 0)
+        return http_reply_error(r, res->err, "%s", res->errmsg);
+    for (i = 0; i < w->cmd.n_records; i++)
+        bytes += w->cmd.records[i].key_len + w->cmd.records[i].value_len +
+                 w->cmd.records[i].headers_len;
+    metrics_add(MET_PRODUCE_REQUESTS, 1);
+    metrics_add(MET_PRODUCE_MESSAGES, res->n_produced);
+    metrics_add(MET_PRODUCE_BYTES, bytes);
+    metrics_produce_latency((double)(http_now_ns() - r->t0_ns) / 1e9);
+    if (!r->batch)
+        return http_reply_json(
+            r, 201,
+            json_pack("{s:s, s:i, s:I, s:I}", "topic", w->cmd.topic,
+                      "partition", (int)res->produced[0].partition, "offset",
+                      (json_int_t)res->produced[0].offset, "timestamp",
+                      (json_int_t)res->timestamp));
+    arr = json_array();
+    for (i = 0; i < res->n_produced; i++)
+        json_array_append_new(arr, json_pack("{s:i, s:I}", "partition",
+                                             (int)res->produced[i].partition,
+                                             "offset",
+                                             (json_int_t)res->produced[i].offset));
+    o = json_pack("{s:s, s:o, s:I}", "topic", w->cmd.topic, "offsets", arr,
+                  "timestamp", (json_int_t)res->timestamp);
+    return http_reply_json(r, 201, o);
+}
+
+enum MHD_Result h_produce(struct http_req *r)
+{
+    const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_TYPE);
+    char errmsg[BRK_ERRMSG_LEN] = "";
+    enum MHD_Result ret;
+    struct work *w;
+    json_t *body = NULL;
+    int rv;
+
+    if (!http_param_topic(r, 0, &ret))
+        return ret;
+    if (is_json_type(ct) && (body = http_body_object(r, &ret)) == NULL)
+        return ret;
+    w = http_work_new(r, WORK_CMD);
+    if (w == NULL) {
+        json_decref(body);
+        return http_reply_error(r, BRK_ENOMEM, "out of memory");
+    }
+    w->cmd.type = CMD_PRODUCE;
+    snprintf(w->cmd.topic, sizeof(w->cmd.topic), "%s", r->params[0]);
+    rv = body ? parse_json_records(r, body, &w->cmd, errmsg)
+              : parse_raw_record(r, &w->cmd, errmsg);
+    json_decref(body);
+    if (rv == 0)
+        rv = assign_partitions(r, &w->cmd, errmsg);
+    if (rv != 0) {
+        r->work = w; /* freed with the request */
+        return http_reply_error(r, rv, "%s", errmsg);
+    }
+    return http_submit(r, w, produce_done);
+}
+
+/* ==== fetch ==== */
+
+static enum MHD_Result fetch_range_error(struct http_req *r, int code,
+                                         const struct partition_stats *st,
+                                         const char *msg)
+{
+    return http_reply_error_with(
+        r, code,
+        json_pack("{s:I, s:I}", "log_start_offset",
+                  (json_int_t)st->log_start_offset, "high_watermark",
+                  (json_int_t)st->high_watermark),
+        msg);
+}
+
+static enum MHD_Result fetch_reply(struct http_req *r)
+{
+    struct partition *p;
+    struct partition_read_result res = {0};
+    struct partition_stats st;
+    char errmsg[BRK_ERRMSG_LEN] = "";
+    struct buf b;
+    size_t i;
+    uint64_t bytes = 0;
+    int rv;
+
+    if (atomic_load(&r->topic->deleted))
+        return http_reply_error(r, BRK_EUNKNOWN_TOPIC, "topic '%s' was deleted",
+                                r->topic->name);
+    p = r->topic->partitions[r->part];
+    rv = partition_read(p, r->off, (size_t)r->limit, (size_t)r->max_bytes,
+                        &res, errmsg);
+    partition_stats(p, &st);
+    if (rv == BRK_EOFFSET_RANGE)
+        return fetch_range_error(r, rv, &st, "offset is outside the "
+                                 "partition's range");
+    if (rv != 0)
+        return http_reply_error(r, rv, "%s", errmsg);
+    buf_init(&b);
+    buf_puts(&b, "{\"topic\":");
+    buf_append_json_string(&b, (const uint8_t *)r->topic->name,
+                           strlen(r->topic->name));
+    buf_printf(&b, ",\"partition\":%u,\"messages\":[", r->part);
+    for (i = 0; i < res.n; i++) {
+        if (i > 0)
+            buf_puts(&b, ",");
+        http_write_message(&b, &res.recs[i], r->part, false);
+        bytes += res.recs[i].key_len + res.recs[i].value_len;
+    }
+    buf_printf(&b, "],\"next_offset\":%llu,\"high_watermark\":%llu,"
+                   "\"log_start_offset\":%llu}",
+               (unsigned long long)(res.n ? res.next_offset : r->off),
+               (unsigned long long)st.high_watermark,
+               (unsigned long long)st.log_start_offset);
+    metrics_add(MET_FETCH_REQUESTS, 1);
+    metrics_add(MET_FETCH_MESSAGES, res.n);
+    metrics_add(MET_FETCH_BYTES, bytes);
+    partition_read_result_free(&res);
+    if (b.oom) {
+        buf_free(&b);
+        return http_reply_error(r, BRK_ENOMEM, "out of memory");
+    }
+    return http_reply_raw(r, 200, "application/json", b.data, b.len);
+}
+
+/* offset=earliest|latest|N, resolved against the partition now. */
+static bool fetch_offset(struct http_req *r, const struct partition_stats *st,
+                         enum MHD_Result *ret)
+{
+    char *v = http_query(r, "offset");
+    bool ok = true;
+
+    if (v == NULL || strcmp(v, "earliest") == 0)
+        r->off = st->log_start_offset;
+    else if (strcmp(v, "latest") == 0)
+        r->off = st->high_watermark;
+    else
+        ok = http_parse_u64(v, INT64_MAX, &r->off);
+    free(v);
+    if (!ok)
+        *ret = http_reply_error(r, BRK_EINVAL, "query argument 'offset' must "
+                                "be a non-negative integer, 'earliest' or "
+                                "'latest'");
+    return ok;
+}
+
+static enum MHD_Result fetch_wait(struct http_req *r, uint64_t wait_ms)
+{
+    struct work *w = http_work_new(r, WORK_WAIT);
+
+    if (w == NULL)
+        return fetch_reply(r);
+    w->topic = r->topic;
+    topic_get(w->topic);
+    w->partition = r->part;
+    w->offset = r->off;
+    w->wait_ms = (uint32_t)wait_ms;
+    return http_submit(r, w, fetch_reply);
+}
+
+enum MHD_Result h_fetch(struct http_req *r)
+{
+    enum MHD_Result ret;
+    uint64_t part, wait_ms;
+    struct partition_stats st;
+
+    if (!http_param_topic(r, 0, &ret))
+        return ret;
+    if (r->param_bad[1] || !http_parse_u64(r->params[1], UINT32_MAX - 1, &part))
+        return http_reply_error(r, BRK_EINVAL, "partition must be a "
+                                "non-negative integer");
+    if (!http_query_u64(r, "limit", 1, FETCH_MAX_LIMIT, 100, &r->limit, &ret) ||
+        !http_query_u64(r, "max_bytes", 1, UINT32_MAX, 0, &r->max_bytes, &ret) ||
+        !http_query_u64(r, "wait_ms", 0, FETCH_MAX_WAIT_MS, 0, &wait_ms, &ret))
+        return ret;
+    r->topic = topic_registry_get(r->srv->deps.st->topics, r->params[0]);
+    if (r->topic == NULL)
+        return http_reply_error(r, BRK_EUNKNOWN_TOPIC, "unknown topic '%s'",
+                                r->params[0]);
+    if (part >= r->topic->n_partitions)
+        return http_reply_error(r, BRK_EUNKNOWN_PARTITION, "topic '%s' has no "
+                                "partition %llu", r->params[0],
+                                (unsigned long long)part);
+    r->part = (uint32_t)part;
+    partition_stats(r->topic->partitions[r->part], &st);
+    if (!fetch_offset(r, &st, &ret))
+        return ret;
+    if (r->off < st.log_start_offset || r->off > st.high_watermark)
+        return fetch_range_error(r, BRK_EOFFSET_RANGE, &st, "offset is "
+                                 "outside the partition's range");
+    if (r->off == st.high_watermark && wait_ms > 0)
+        return fetch_wait(r, wait_ms);
+    return fetch_reply(r);
+}

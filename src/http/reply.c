@@ -1,0 +1,78 @@
+/* Replies: JSON bodies, error bodies, X-Broker-Node, request metrics. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/metrics.h"
+#include "http_internal.h"
+
+enum MHD_Result http_reply_raw(struct http_req *r, int status,
+                               const char *content_type, char *body,
+                               size_t len)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+
+    resp = MHD_create_response_from_buffer(len, body ? body : "",
+                                           body ? MHD_RESPMEM_MUST_FREE
+                                                : MHD_RESPMEM_PERSISTENT);
+    if (resp == NULL) {
+        free(body);
+        return MHD_NO;
+    }
+    if (content_type != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                content_type);
+    MHD_add_response_header(resp, "X-Broker-Node", r->srv->node_id);
+    if (status == 503)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    ret = MHD_queue_response(r->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    metrics_http(r->route, status);
+    return ret;
+}
+
+enum MHD_Result http_reply_json(struct http_req *r, int status, json_t *o)
+{
+    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+
+    json_decref(o);
+    if (text == NULL)
+        return http_reply_raw(r, 500, "application/json",
+                              strdup("{\"error\":\"out of memory\","
+                                     "\"code\":\"out_of_memory\"}"),
+                              strlen("{\"error\":\"out of memory\","
+                                     "\"code\":\"out_of_memory\"}"));
+    return http_reply_raw(r, status, "application/json", text, strlen(text));
+}
+
+enum MHD_Result http_reply_empty(struct http_req *r, int status)
+{
+    return http_reply_raw(r, status, NULL, NULL, 0);
+}
+
+enum MHD_Result http_reply_error_with(struct http_req *r, int code,
+                                      json_t *extra, const char *msg)
+{
+    json_t *o = json_pack("{s:s, s:s}", "error",
+                          msg && msg[0] ? msg : brk_err_str(code), "code",
+                          brk_err_word(code));
+
+    if (o != NULL && extra != NULL)
+        json_object_update(o, extra);
+    json_decref(extra);
+    return http_reply_json(r, brk_err_http_status(code), o);
+}
+
+enum MHD_Result http_reply_error(struct http_req *r, int code,
+                                 const char *fmt, ...)
+{
+    char msg[BRK_ERRMSG_LEN];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return http_reply_error_with(r, code, NULL, msg);
+}

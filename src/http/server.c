@@ -1,0 +1,326 @@
+/* libmicrohttpd daemon: request contexts, bodies with limits, suspension
+ * while the loop thread works, and a clean stop.
+ *
+ * DESIGN (see ../shared/notes/libmicrohttpd-0.9.75.md): internal epoll
+ * thread pool with suspend/resume. A request that needs the loop thread is
+ * suspended first, then queued; the loop's done callback resumes it, and
+ * MHD calls the handler again on a pool thread to send the answer. */
+#include <errno.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker/log.h"
+#include "http_internal.h"
+
+#define HTTP_THREADS 2
+#define HTTP_CONNECTION_LIMIT 10000
+#define HTTP_CONNECTION_MEMORY 16384
+
+uint64_t http_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ==== request lifecycle ==== */
+
+static void work_free(struct work *w)
+{
+    if (w == NULL)
+        return;
+    cmd_clear(&w->cmd);
+    cmd_result_clear(&w->res);
+    topic_put(w->topic);
+    free(w);
+}
+
+static void req_free(struct http_req *r)
+{
+    int i;
+
+    for (i = 0; i < r->n_params; i++)
+        free(r->params[i]);
+    free(r->body);
+    work_free(r->work);
+    topic_put(r->topic);
+    free(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    if (*con_cls != NULL)
+        req_free(*con_cls);
+    *con_cls = NULL;
+}
+
+struct work *http_work_new(struct http_req *r, enum work_type type)
+{
+    struct work *w = calloc(1, sizeof(*w));
+
+    if (w != NULL)
+        w->type = type;
+    (void)r;
+    return w;
+}
+
+/* Loop thread: the work is answered. Nothing touches @r after resume. */
+static void req_work_done(struct work *w)
+{
+    struct http_req *r = w->data;
+
+    r->state = REQ_DONE;
+    MHD_resume_connection(r->conn);
+}
+
+enum MHD_Result http_submit(struct http_req *r, struct work *w,
+                            http_handler on_done)
+{
+    r->work = w;
+    r->on_done = on_done;
+    r->state = REQ_PENDING;
+    w->data = r;
+    w->done = req_work_done;
+    atomic_fetch_add(&r->srv->suspended, 1);
+    MHD_suspend_connection(r->conn);
+    if (node_submit(r->srv->deps.node, w) != 0) {
+        w->res.err = BRK_ESHUTDOWN;
+        snprintf(w->res.errmsg, sizeof(w->res.errmsg),
+                 "the broker is shutting down");
+        req_work_done(w);
+    }
+    return MHD_YES;
+}
+
+/* ==== bodies ==== */
+
+json_t *http_body_object(struct http_req *r, enum MHD_Result *ret)
+{
+    json_error_t jerr;
+    json_t *o;
+
+    if (r->body_len == 0) {
+        *ret = http_reply_error(r, BRK_EINVAL, "request body must be a JSON "
+                                               "object");
+        return NULL;
+    }
+    o = json_loadb(r->body, r->body_len, 0, &jerr);
+    if (o == NULL) {
+        *ret = http_reply_error(r, BRK_EINVAL, "malformed JSON body at line "
+                                "%d column %d: %s", jerr.line, jerr.column,
+                                jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(o)) {
+        json_decref(o);
+        *ret = http_reply_error(r, BRK_EINVAL, "request body must be a JSON "
+                                               "object");
+        return NULL;
+    }
+    return o;
+}
+
+static bool body_append(struct http_req *r, const char *data, size_t len)
+{
+    size_t max = (size_t)r->srv->deps.cfg->max_request_bytes;
+    size_t cap;
+    char *b;
+
+    if (r->body_too_large || len > max - r->body_len) {
+        r->body_too_large = true;
+        return false;
+    }
+    if (r->body_len + len + 1 > r->body_cap) {
+        cap = r->body_cap ? r->body_cap : 4096;
+        while (cap < r->body_len + len + 1)
+            cap *= 2;
+        b = realloc(r->body, cap);
+        if (b == NULL) {
+            r->body_too_large = true;
+            return false;
+        }
+        r->body = b;
+        r->body_cap = cap;
+    }
+    memcpy(r->body + r->body_len, data, len);
+    r->body_len += len;
+    r->body[r->body_len] = '\0';
+    return true;
+}
+
+/* First call: headers only. Refuse a declared oversized body before it is
+ * read (MHD then closes the connection without reading it). */
+static enum MHD_Result req_begin(struct http_server *s, struct MHD_Connection *c,
+                                 const char *url, const char *method,
+                                 void **con_cls)
+{
+    struct http_req *r = calloc(1, sizeof(*r));
+    const char *cl;
+
+    if (r == NULL)
+        return MHD_NO;
+    r->srv = s;
+    r->conn = c;
+    r->url = url;
+    r->method = method;
+    r->route = -1;
+    r->t0_ns = http_now_ns();
+    *con_cls = r;
+    cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl != NULL &&
+        strtoull(cl, NULL, 10) > (unsigned long long)s->deps.cfg->max_request_bytes)
+        return http_reply_error(r, BRK_EREQ_TOO_LARGE, "request body is larger "
+                                "than max_request_bytes (%lld)",
+                                (long long)s->deps.cfg->max_request_bytes);
+    return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
+                                  const char *url, const char *method,
+                                  const char *version, const char *data,
+                                  size_t *data_size, void **con_cls)
+{
+    struct http_server *s = cls;
+    struct http_req *r = *con_cls;
+
+    (void)version;
+    if (r == NULL)
+        return req_begin(s, c, url, method, con_cls);
+    if (*data_size != 0) {
+        /* A chunked body past the limit: discard it up to twice the limit
+         * so the 413 can be answered, then drop the connection. */
+        if (!body_append(r, data, *data_size) &&
+            r->body_len + *data_size > 2 * (size_t)s->deps.cfg->max_request_bytes)
+            return MHD_NO;
+        *data_size = 0;
+        return MHD_YES;
+    }
+    if (r->state == REQ_DONE) {
+        atomic_fetch_sub(&s->suspended, 1);
+        return r->on_done(r);
+    }
+    if (r->body_too_large)
+        return http_reply_error(r, BRK_EREQ_TOO_LARGE, "request body is "
+                                "larger than max_request_bytes (%lld)",
+                                (long long)s->deps.cfg->max_request_bytes);
+    return router_dispatch(r);
+}
+
+/* Keep the URL as sent: the router splits it on '/' before decoding each
+ * segment, so that "a%2Fb" is a (bad) name rather than two segments. */
+static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    return strlen(s);
+}
+
+/* Resolve the bind address (numeric or a host name) with the port. */
+static int http_resolve_bind(const char *host, int port,
+                             struct sockaddr_storage *out, char *errmsg)
+{
+    struct addrinfo hints = {0}, *res = NULL;
+    char portstr[16];
+    int rv;
+
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    rv = getaddrinfo(host[0] ? host : NULL, portstr, &hints, &res);
+    if (rv != 0 || res == NULL)
+        return brk_errf(errmsg, BRK_EINVAL, "server.host '%s': %s", host,
+                        gai_strerror(rv));
+    memset(out, 0, sizeof(*out));
+    memcpy(out, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int http_server_start(const struct http_deps *deps, struct http_server **out,
+                      char *errmsg)
+{
+    struct http_server *s = calloc(1, sizeof(*s));
+    struct sockaddr_storage addr;
+    struct node_status st;
+
+    if (s == NULL)
+        return brk_errf(errmsg, BRK_ENOMEM, "allocate HTTP server");
+    s->deps = *deps;
+    node_status(deps->node, &st);
+    snprintf(s->node_id, sizeof(s->node_id), "%llu",
+             (unsigned long long)st.node_id);
+    if (http_resolve_bind(deps->cfg->server.host, deps->cfg->server.port,
+                          &addr, errmsg) != 0) {
+        free(s);
+        return BRK_EINVAL;
+    }
+    raise_fd_limit();
+    s->daemon = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+            MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+            (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+        (uint16_t)deps->cfg->server.port, NULL, NULL, on_request, s,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONNECTION_LIMIT,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, s, MHD_OPTION_END);
+    if (s->daemon == NULL) {
+        free(s);
+        return brk_errf(errmsg, BRK_EIO, "cannot listen on %s:%d (port in "
+                        "use or address not available)",
+                        deps->cfg->server.host, deps->cfg->server.port);
+    }
+    *out = s;
+    return 0;
+}
+
+void http_server_quiesce(struct http_server *s)
+{
+    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+void http_server_stop(struct http_server *s)
+{
+    int i;
+
+    /* MHD aborts if stopped with suspended connections: wait (bounded)
+     * until every resumed request has been answered. */
+    for (i = 0; i < 500 && atomic_load(&s->suspended) > 0; i++)
+        usleep(10000);
+    if (atomic_load(&s->suspended) > 0)
+        log_warn("%d requests still suspended at stop",
+                 atomic_load(&s->suspended));
+    else
+        MHD_stop_daemon(s->daemon);
+    free(s);
+}
