@@ -45,6 +45,11 @@ char *group_store_take_dirty(struct group_store *gs, bool *err);
 /* Any thread. Write text from group_store_take_dirty durably. */
 int group_store_write(struct group_store *gs, const char *text, char *errmsg);
 
+/* Index of the last command applied to the groups (persisted with them);
+ * replayed commands at or below it are skipped. Loop thread. */
+uint64_t group_store_applied_index(struct group_store *gs);
+void group_store_set_applied_index(struct group_store *gs, uint64_t index);
+
 /* Loop thread. Whole state as JSON text (snapshots) and its restore. */
 char *group_store_dump(struct group_store *gs);
 int group_store_load_text(struct group_store *gs, const char *text,

@@ -17,6 +17,7 @@ struct group_store {
     pthread_mutex_t lock;
     json_t *root;          /* {group: {topic: {"partition": offset}}} */
     bool dirty;
+    uint64_t applied_index;  /* last command applied to the groups */
     char path[1100];
 };
 
@@ -35,6 +36,8 @@ static int load_root(struct group_store *gs, const char *text, char *errmsg)
                         gs->path);
     }
     json_incref(groups);
+    gs->applied_index =
+        (uint64_t)json_integer_value(json_object_get(o, "applied_index"));
     json_decref(o);
     json_decref(gs->root);
     gs->root = groups;
@@ -219,7 +222,8 @@ char *group_store_dump(struct group_store *gs)
     char *text;
 
     pthread_mutex_lock(&gs->lock);
-    o = json_pack("{s:O}", "groups", gs->root);
+    o = json_pack("{s:O, s:I}", "groups", gs->root, "applied_index",
+                  (json_int_t)gs->applied_index);
     text = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     pthread_mutex_unlock(&gs->lock);
     json_decref(o);
@@ -258,4 +262,17 @@ int group_store_load_text(struct group_store *gs, const char *text,
     gs->dirty = true;
     pthread_mutex_unlock(&gs->lock);
     return rv;
+}
+
+uint64_t group_store_applied_index(struct group_store *gs)
+{
+    return gs->applied_index;
+}
+
+void group_store_set_applied_index(struct group_store *gs, uint64_t index)
+{
+    pthread_mutex_lock(&gs->lock);
+    if (index > gs->applied_index)
+        gs->applied_index = index;
+    pthread_mutex_unlock(&gs->lock);
 }

@@ -111,6 +111,8 @@ uint64_t state_last_index(struct state *s)
         }
     }
     topic_list_free(list, n);
+    if (group_store_applied_index(s->groups) > max)
+        max = group_store_applied_index(s->groups);
     return max;
 }
 
@@ -119,6 +121,12 @@ uint64_t state_last_index(struct state *s)
 static void apply_create(struct state *s, const struct cmd *c, uint64_t index,
                          struct cmd_result *res)
 {
+    struct topic *t = topic_registry_get(s->topics, c->topic);
+    bool replayed = t != NULL && t->created_index >= index;
+
+    topic_put(t);
+    if (replayed)
+        return; /* this very create, applied before a restart */
     if (c->partitions < 1 ||
         c->partitions > (uint64_t)s->cfg->max_topic_partitions) {
         res->err = brk_errf(res->errmsg, BRK_EINVAL,
@@ -131,7 +139,7 @@ static void apply_create(struct state *s, const struct cmd *c, uint64_t index,
                                      res->errmsg);
 }
 
-static void apply_delete(struct state *s, const struct cmd *c,
+static void apply_delete(struct state *s, const struct cmd *c, uint64_t index,
                          struct cmd_result *res, struct state_effects *fx)
 {
     struct topic *t = topic_registry_get(s->topics, c->topic);
@@ -139,6 +147,11 @@ static void apply_delete(struct state *s, const struct cmd *c,
     if (t == NULL) {
         res->err = brk_errf(res->errmsg, BRK_EUNKNOWN_TOPIC,
                             "unknown topic '%s'", c->topic);
+        return;
+    }
+    if (t->created_index > index) {
+        /* Replay after a restart: a later create made this topic. */
+        topic_put(t);
         return;
     }
     res->err = topic_registry_delete(s->topics, c->topic, res->errmsg);
@@ -356,13 +369,25 @@ static void apply_truncate(struct state *s, const struct cmd *c,
     topic_put(t);
 }
 
+static bool touches_groups(enum cmd_type t)
+{
+    return t == CMD_COMMIT_OFFSETS || t == CMD_DELETE_GROUP || t == CMD_CLAIM;
+}
+
 void state_apply(struct state *s, const struct cmd *c, uint64_t index,
                  int64_t now_ms, struct cmd_result *res,
                  struct state_effects *fx)
 {
+    if (touches_groups(c->type)) {
+        /* Group changes are not idempotent (a claim advances offsets), so
+         * a replayed one that the saved groups already hold is skipped. */
+        if (index <= group_store_applied_index(s->groups))
+            return;
+        group_store_set_applied_index(s->groups, index);
+    }
     switch (c->type) {
     case CMD_CREATE_TOPIC: apply_create(s, c, index, res); break;
-    case CMD_DELETE_TOPIC: apply_delete(s, c, res, fx); break;
+    case CMD_DELETE_TOPIC: apply_delete(s, c, index, res, fx); break;
     case CMD_PRODUCE: apply_produce(s, c, index, now_ms, res, fx); break;
     case CMD_COMMIT_OFFSETS: apply_commit(s, c, res, fx); break;
     case CMD_DELETE_GROUP: apply_delete_group(s, c, res, fx); break;
