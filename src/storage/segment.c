@@ -279,7 +279,7 @@ static void index_append_file(struct segment *s,
             le32_put(buf + i * 8 + 4, e[i].position);
         }
         if (write(s->index_fd, buf, len) != (ssize_t)len) {
-            log_warn("%s/%s: index write failed (%s); it will be rebuilt",
+            log_warn("%s: %s: index write failed (%s); it will be rebuilt",
                      s->dir, s->name, strerror(errno));
             segment_seal(s);
         }
@@ -299,7 +299,7 @@ static void index_write_file(struct segment *s, int dirfd, bool keep_open)
     s->index_fd =
         openat(dirfd, iname, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (s->index_fd < 0) {
-        log_warn("%s/%s: cannot write the index: %s", s->dir, iname,
+        log_warn("%s: %s: cannot write the index: %s", s->dir, iname,
                  strerror(errno));
         return;
     }
@@ -563,7 +563,7 @@ static int rebuild_older(struct segment *s, int dirfd, uint64_t size,
     struct scan sc = {0, size, s->base_offset, INT64_MIN, 0, true};
     int rc;
 
-    log_warn("%s/%s: index %s, rebuilding it", s->dir, s->name, why);
+    log_warn("%s: %s: index %s, rebuilding it", s->dir, s->name, why);
     s->index_n = 0;
     rc = scan_records(s, &sc, errmsg);
     if (rc != 0) {
@@ -722,7 +722,7 @@ int segment_batch_encode(const struct segment *s, struct record *recs, size_t n,
                          uint64_t first_offset, struct segment_batch *b,
                          char *errmsg)
 {
-    uint64_t total;
+    uint64_t total = 0;
     int rc;
 
     memset(b, 0, sizeof(*b));
@@ -778,7 +778,7 @@ err:
     /* Nothing of a failed batch may stay: a later batch would otherwise
      * land after garbage that recovery would cut, with it. */
     if (ftruncate(s->fd, (off_t)s->size) != 0) {
-        log_error("%s/%s: cannot cut back a failed write: %s", s->dir, s->name,
+        log_error("%s: %s: cannot cut back a failed write: %s", s->dir, s->name,
                   strerror(errno));
     }
     return brk_errf(errmsg, BRK_EIO, "write %s at %" PRIu64 ": %s", s->name,

@@ -196,4 +196,11 @@ int segment_sync(struct segment *s, char *errmsg);
  * descriptor stays usable by readers until the last unref. */
 int segment_unlink(struct segment *s, int dirfd, char *errmsg);
 
+/* ==== Test hooks ==== */
+
+/* Called by partition_read after it took a reference on the segment that
+ * holds @offset and released the mutex, before reading it. NULL outside
+ * tests; set it only while no other partition is in use. */
+extern void (*partition_read_hook)(struct partition *p, uint64_t offset);
+
 #endif
