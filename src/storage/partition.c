@@ -24,7 +24,6 @@
  *   unref. */
 #include "broker/partition.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -116,62 +115,6 @@ static struct segment *active(const struct partition *p)
 
 /* ==== Open and close ==== */
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-static int add_base(uint64_t **v, size_t *n, size_t *cap, uint64_t base)
-{
-    uint64_t *nv;
-
-    if (*n == *cap) {
-        *cap = *cap == 0 ? 16 : *cap * 2;
-        nv = *cap > SIZE_MAX / sizeof(**v) ? NULL
-                                           : realloc(*v, *cap * sizeof(**v));
-        if (nv == NULL) {
-            return BRK_ENOMEM;
-        }
-        *v = nv;
-    }
-    (*v)[(*n)++] = base;
-    return 0;
-}
-
-/* Base offsets of the "<20 digits>.log" files in @p's directory, sorted. */
-static int list_segments(struct partition *p, uint64_t **out, size_t *n,
-                         char *errmsg)
-{
-    uint64_t *v = NULL, base;
-    size_t cap = 0;
-    struct dirent *de;
-    DIR *d = opendir(p->dir);
-    int rc = 0;
-
-    *n = 0;
-    if (d == NULL) {
-        return brk_errf(errmsg, BRK_EIO, "list %s: %s", p->dir,
-                        strerror(errno));
-    }
-    while (rc == 0 && (de = readdir(d)) != NULL) {
-        if (segment_parse_name(de->d_name, &base)) {
-            rc = add_base(&v, n, &cap, base);
-        }
-    }
-    closedir(d);
-    if (rc != 0) {
-        free(v);
-        return brk_errf(errmsg, rc, "list %s: out of memory", p->dir);
-    }
-    if (*n > 1) {
-        qsort(v, *n, sizeof(*v), cmp_u64);
-    }
-    *out = v;
-    return 0;
-}
-
 /* Offsets must run on from one segment to the next: a gap means records
  * were lost, an overlap that two files claim the same offsets. */
 static int check_continuity(const struct segment *prev, const struct segment *s,
@@ -261,7 +204,7 @@ static int recover(struct partition *p, struct partition_recovery *rec,
 {
     uint64_t *bases = NULL;
     size_t n;
-    int rc = list_segments(p, &bases, &n, errmsg);
+    int rc = segment_list(p->dir, &bases, &n, errmsg);
 
     if (rc != 0) {
         return rc;

@@ -7,6 +7,7 @@
  * by scanning the .log whenever it is missing or fails its checks. */
 #include "segment.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -66,6 +67,59 @@ bool segment_parse_name(const char *name, uint64_t *base)
     }
     *base = v;
     return true;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static int add_base(uint64_t **v, size_t *n, size_t *cap, uint64_t base)
+{
+    uint64_t *nv;
+
+    if (*n == *cap) {
+        *cap = *cap == 0 ? 16 : *cap * 2;
+        nv = *cap > SIZE_MAX / sizeof(**v) ? NULL
+                                           : realloc(*v, *cap * sizeof(**v));
+        if (nv == NULL) {
+            return BRK_ENOMEM;
+        }
+        *v = nv;
+    }
+    (*v)[(*n)++] = base;
+    return 0;
+}
+
+int segment_list(const char *dir, uint64_t **out, size_t *n, char *errmsg)
+{
+    uint64_t *v = NULL, base;
+    size_t cap = 0;
+    struct dirent *de;
+    DIR *d = opendir(dir);
+    int rc = 0;
+
+    *n = 0;
+    if (d == NULL) {
+        return brk_errf(errmsg, BRK_EIO, "list %s: %s", dir, strerror(errno));
+    }
+    while (rc == 0 && (de = readdir(d)) != NULL) {
+        if (segment_parse_name(de->d_name, &base)) {
+            rc = add_base(&v, n, &cap, base);
+        }
+    }
+    closedir(d);
+    if (rc != 0) {
+        free(v);
+        return brk_errf(errmsg, rc, "list %s: out of memory", dir);
+    }
+    if (*n > 1) {
+        qsort(v, *n, sizeof(*v), cmp_u64);
+    }
+    *out = v;
+    return 0;
 }
 
 /* ==== Lifetime ==== */

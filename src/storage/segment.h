@@ -114,6 +114,11 @@ void segment_index_name(uint64_t base, char *buf);
 /* Parse "<20 digits>.log". Returns true and sets *@base on a match. */
 bool segment_parse_name(const char *name, uint64_t *base);
 
+/* Base offsets of the segment files ("<20 digits>.log") in @dir, sorted,
+ * in a malloc'd array (NULL when there are none) that the caller frees.
+ * Errors: BRK_EIO, BRK_ENOMEM. */
+int segment_list(const char *dir, uint64_t **out, size_t *n, char *errmsg);
+
 /* Create an empty segment based at @base in the directory @dirfd (the
  * .log must not exist; a stale .index is replaced). @dir is that
  * directory's path, borrowed for log lines while the segment lives. The
