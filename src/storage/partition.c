@@ -379,11 +379,6 @@ static int roll_if_needed(struct partition *p, const struct record *recs,
     if (rc != 0) {
         return rc;
     }
-    if (bytes > SEGMENT_MAX_BYTES) {
-        return brk_errf(errmsg, BRK_EMSG_TOO_LARGE,
-                        "batch of %" PRIu64 " bytes is larger than a segment",
-                        bytes);
-    }
     if (active(p)->size == 0 ||
         segment_fits(active(p), bytes, n, p->segment_size)) {
         return 0;

@@ -717,8 +717,13 @@ static int batch_size(const struct record *recs, size_t n, uint64_t *total,
                             "record %zu is %zu bytes, more than %u", i, sz,
                             RECORD_MAX_SIZE);
         }
-        /* n records of at most 64 MiB each cannot overflow a u64. */
         sum += sz;
+        /* No batch may outgrow a segment; stopping here also keeps the
+         * sum far from overflowing. */
+        if (sum > SEGMENT_MAX_BYTES) {
+            return brk_errf(errmsg, BRK_EMSG_TOO_LARGE,
+                            "batch of %zu records is larger than a segment", n);
+        }
     }
     *total = sum;
     return 0;
@@ -790,6 +795,10 @@ int segment_batch_encode(const struct segment *s, struct record *recs, size_t n,
                         "%s: batch of %zu records (%" PRIu64
                         " bytes) does not fit",
                         s->name, n, total);
+    }
+    if (total > SIZE_MAX) {
+        return brk_errf(errmsg, BRK_ENOMEM, "%s: batch too large for memory",
+                        s->name);
     }
     b->len = (size_t)total;
     b->buf = malloc(b->len);

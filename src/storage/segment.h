@@ -148,7 +148,7 @@ void segment_unref(struct segment *s);
 void segment_seal(struct segment *s);
 
 /* Total encoded size of @recs into *@total. BRK_EMSG_TOO_LARGE when one
- * record passes RECORD_MAX_SIZE. */
+ * record passes RECORD_MAX_SIZE or the batch SEGMENT_MAX_BYTES. */
 int segment_batch_bytes(const struct record *recs, size_t n, uint64_t *total,
                         char *errmsg);
 

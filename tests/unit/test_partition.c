@@ -319,6 +319,27 @@ static void test_limit_max_bytes(void **state)
     partition_read_result_free(&r);
 }
 
+/* A record over RECORD_MAX_SIZE is refused before anything is written. */
+static void test_record_too_large(void **state)
+{
+    struct fixture *f = *state;
+    static const uint8_t byte = 'x';
+    struct record recs[2] = {
+        {.value = &byte, .value_len = 1},
+        {.value = &byte, .value_len = RECORD_MAX_SIZE}, /* never read */
+    };
+    struct partition_stats st;
+    uint64_t first;
+
+    open_p(f, NULL);
+    assert_int_equal(partition_append(f->p, recs, 2, &first, f->errmsg),
+                     BRK_EMSG_TOO_LARGE);
+    assert_non_null(strstr(f->errmsg, "record 1"));
+    partition_stats(f->p, &st);
+    assert_int_equal(st.next_offset, 0);
+    assert_int_equal(st.size_bytes, 0);
+}
+
 /* ==== Rolling and reopening ==== */
 
 /* Segments roll at segment_size into files named by base offset, and a
@@ -979,6 +1000,7 @@ int main(void)
         TEST(test_publish_visibility),
         TEST(test_read_range),
         TEST(test_limit_max_bytes),
+        TEST(test_record_too_large),
         TEST(test_roll),
         TEST(test_big_batch),
         TEST(test_reopen),
