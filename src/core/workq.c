@@ -30,8 +30,12 @@ int workq_push(struct workq *q, struct work *w)
     else
         q->head = w;
     q->tail = w;
-    pthread_mutex_unlock(&q->lock);
+    /* Signal before unlocking: once workq_close has taken the lock, no
+     * push can still be about to touch the async handle, so the loop may
+     * close and free it right after the close. uv_async_send takes no
+     * lock of its own. */
     uv_async_send(q->async);
+    pthread_mutex_unlock(&q->lock);
     return 0;
 }
 
