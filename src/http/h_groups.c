@@ -23,6 +23,15 @@ static enum MHD_Result simple_done(struct http_req *r)
                                              w->cmd.group, NULL)));
 }
 
+/* A JSON string may hold U+0000; the C string would then end early and
+ * name another topic, so such a name is never valid. */
+static bool json_name_valid(json_t *v)
+{
+    return json_is_string(v) &&
+           strlen(json_string_value(v)) == json_string_length(v) &&
+           topic_name_valid(json_string_value(v));
+}
+
 static int parse_offset(struct http_req *r, json_t *o, struct cmd_offset *out,
                         const char *field, enum MHD_Result *ret)
 {
@@ -30,8 +39,7 @@ static int parse_offset(struct http_req *r, json_t *o, struct cmd_offset *out,
     uint64_t p, off;
     char f[64];
 
-    if (!json_is_object(o) || !json_is_string(t) ||
-        !topic_name_valid(json_string_value(t))) {
+    if (!json_is_object(o) || !json_name_valid(t)) {
         *ret = http_reply_error(r, BRK_EINVAL, "field '%stopic' must be a "
                                 "valid topic name", field);
         return -1;

@@ -32,6 +32,15 @@ static bool parse_retention(struct http_req *r, json_t *body, int64_t *ms,
     return false;
 }
 
+/* A JSON string may hold U+0000; the C string would then end early and
+ * name another topic, so such a name is never valid. */
+static bool json_name_valid(json_t *v)
+{
+    return json_is_string(v) &&
+           strlen(json_string_value(v)) == json_string_length(v) &&
+           topic_name_valid(json_string_value(v));
+}
+
 enum MHD_Result h_topics_create(struct http_req *r)
 {
     const struct config *cfg = r->srv->deps.cfg;
@@ -44,7 +53,7 @@ enum MHD_Result h_topics_create(struct http_req *r)
     if (body == NULL)
         return ret;
     name = json_object_get(body, "name");
-    if (!json_is_string(name) || !topic_name_valid(json_string_value(name))) {
+    if (!json_name_valid(name)) {
         json_decref(body);
         return http_reply_error(r, name ? BRK_EINVALID_TOPIC : BRK_EINVAL,
                                 name ? "invalid topic name: must match "
