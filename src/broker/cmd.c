@@ -14,6 +14,10 @@
 #define CMD_MAGIC 0x434B5242u /* "BRKC" */
 #define CMD_VERSION 1
 #define CMD_ABSENT 0xFFFFFFFFu
+/* Smallest encoded command: type, body length, and a body of three empty
+ * strings, the fixed numbers and two zero counts. */
+#define CMD_MIN_BODY (3 * 2 + 4 + 8 + 4 + 4 + 8 + 8 + 4 + 4)
+#define CMD_MIN_SIZE (1 + 4 + CMD_MIN_BODY)
 
 void cmd_clear(struct cmd *c)
 {
@@ -282,7 +286,9 @@ static int get_cmd(struct reader *r, struct cmd *c)
     get_str(&sub, c->address, sizeof(c->address));
     get_records(&sub, c);
     get_offsets(&sub, c);
-    return sub.bad || r->bad ? BRK_ECORRUPT : 0;
+    /* Bytes left over in the body mean the length or a count is wrong:
+     * refuse them rather than decode a different command. */
+    return sub.bad || r->bad || sub.left != 0 ? BRK_ECORRUPT : 0;
 }
 
 int cmd_decode_entry(const uint8_t *buf, size_t len, int64_t *timestamp,
@@ -296,7 +302,9 @@ int cmd_decode_entry(const uint8_t *buf, size_t len, int64_t *timestamp,
         return BRK_ECORRUPT;
     *timestamp = (int64_t)get_le(&r, 8);
     count = (size_t)get_le(&r, 4);
-    if (r.bad || count > r.left / 5)
+    /* Bound the count by what the bytes can hold before allocating
+     * count * sizeof(struct cmd), which is far larger than CMD_MIN_SIZE. */
+    if (r.bad || count > r.left / CMD_MIN_SIZE)
         return BRK_ECORRUPT;
     a = calloc(count ? count : 1, sizeof(*a));
     if (a == NULL)
