@@ -244,6 +244,16 @@ static int produce_partition(struct topic *t, uint32_t p, const struct cmd *c,
     return 0;
 }
 
+static bool produce_targets(const struct cmd *c, uint32_t p)
+{
+    size_t i;
+
+    for (i = 0; i < c->n_records; i++)
+        if (c->records[i].partition == p)
+            return true;
+    return false;
+}
+
 static void apply_produce(struct state *s, const struct cmd *c, uint64_t index,
                           int64_t ts, struct cmd_result *res,
                           struct state_effects *fx)
@@ -265,6 +275,10 @@ static void apply_produce(struct state *s, const struct cmd *c, uint64_t index,
             res->err = brk_errf(res->errmsg, BRK_ENOMEM, "produce");
     }
     for (p = 0; res->err == 0 && p < t->n_partitions; p++) {
+        /* A partition without records of @c must not be touched: touching
+         * wakes its long polls, which would then answer empty early. */
+        if (!produce_targets(c, p))
+            continue;
         res->err = produce_partition(t, p, c, index, ts, res, recs);
         fx_touch(fx, t, p); /* even on error: partial bytes need a sync */
     }
