@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "broker/announce.h"
 #include "broker/config.h"
 #include "broker/err.h"
 #include "broker/fsutil.h"
@@ -143,6 +144,7 @@ static int run(const struct config *cfg, const char *www)
     struct node *node = NULL;
     struct http_server *http = NULL;
     struct http_deps deps;
+    struct announcer *ann = NULL;
     int sig;
 
     if (fsutil_check_writable(cfg->data_dir, errmsg) != 0) {
@@ -166,13 +168,17 @@ static int run(const struct config *cfg, const char *www)
         state_close(&st);
         return 1;
     }
-    log_info("broker %s listening on %s:%d (advertised %s), data in %s, "
-             "standalone", BROKER_VERSION, cfg->server.host,
-             cfg->server.port, cfg->server.advertise, cfg->data_dir);
+    if (cfg->cluster.enabled && announcer_start(node, cfg, &ann, errmsg) != 0)
+        log_error("%s", errmsg);
+    log_info("broker %s listening on %s:%d (advertised %s), data in %s, %s",
+             BROKER_VERSION, cfg->server.host, cfg->server.port,
+             cfg->server.advertise, cfg->data_dir,
+             cfg->cluster.enabled ? "cluster mode" : "standalone");
     sig = wait_for_signal();
     log_info("received %s: finishing in-flight requests",
              sig == SIGINT ? "SIGINT" : "SIGTERM");
     http_server_quiesce(http);
+    announcer_stop(ann);
     node_stop(node);
     http_server_stop(http);
     node_destroy(node);

@@ -64,6 +64,13 @@ void node_status(struct node *n, struct node_status *out);
 const char *node_state_name(enum node_state s);
 const char *node_role_name(enum node_role r);
 
+/* WORK_CALL bodies for the cluster admin API (loop thread). Arguments:
+ * add: arg_id, arg_addr (raft), arg_addr2 (http, optional); remove:
+ * arg_id; transfer: arg_id (0 = any voter). Errors in w->res. */
+bool node_call_member_add(struct work *w, struct node *n);
+bool node_call_member_remove(struct work *w, struct node *n);
+bool node_call_transfer(struct work *w, struct node *n);
+
 /* Stop taking work, finish what is queued and in flight, answer every
  * waiter, stop the thread. Then free with node_destroy. */
 void node_stop(struct node *n);

@@ -17,8 +17,11 @@ enum work_type {
 };
 
 struct work;
+struct node;
 typedef void (*work_done_cb)(struct work *w);
-typedef void (*work_call_cb)(struct work *w, void *node);
+/* Runs on the loop thread; returns true when @w is finished, false when it
+ * finishes later (the callee then calls @w->done once). */
+typedef bool (*work_call_cb)(struct work *w, struct node *node);
 
 struct work {
     struct work *next;         /* queue link; owned by whoever holds it */
@@ -31,6 +34,9 @@ struct work {
     uint32_t wait_ms;          /* WORK_WAIT; WORK_CMD claims: wait if empty */
     uint64_t deadline_ms;      /* set by the loop: uv_now() + wait_ms */
     work_call_cb call;         /* WORK_CALL */
+    uint64_t arg_id;           /* WORK_CALL arguments (membership, transfer) */
+    char arg_addr[256];
+    char arg_addr2[256];
     work_done_cb done;         /* loop thread, exactly once; @w is then the
                                   submitter's again */
     void *data;                /* submitter's context */

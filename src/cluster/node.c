@@ -76,8 +76,8 @@ static bool drain_other(struct node *n, struct work *w)
 {
     switch (w->type) {
     case WORK_CALL:
-        w->call(w, n);
-        node_finish_work(n, w);
+        if (w->call(w, n))
+            node_finish_work(n, w);
         return true;
     case WORK_WAIT:
         if (n->stopping || wait_ready(w))
@@ -131,7 +131,9 @@ void node_drain(struct node *n)
         }
         cmds[count++] = w;
     }
-    if (count > 0)
+    if (count > 0 && n->cl != NULL)
+        cluster_propose(n, cmds, count);
+    else if (count > 0)
         standalone_apply(n, cmds, count);
     else
         free(cmds);
@@ -144,11 +146,11 @@ static void on_async(uv_async_t *a)
 
 /* ==== retention ==== */
 
-static void internal_done(struct work *w)
+void node_free_internal_work(struct work *w)
 {
     if (w->res.err != 0 && w->res.err != BRK_EUNKNOWN_TOPIC)
-        log_error("retention of %s/%u failed: %s", w->cmd.topic,
-                  w->cmd.partition, w->res.errmsg);
+        log_error("internal command %d on '%s' failed: %s",
+                  (int)w->cmd.type, w->cmd.topic, w->res.errmsg);
     cmd_clear(&w->cmd);
     cmd_result_clear(&w->res);
     free(w);
@@ -172,7 +174,7 @@ static void retention_check(struct node *n, struct topic *t, uint32_t p,
     snprintf(w->cmd.topic, sizeof(w->cmd.topic), "%s", t->name);
     w->cmd.partition = p;
     w->cmd.before = before;
-    w->done = internal_done;
+    w->done = node_free_internal_work;
     node_requeue(n, w);
 }
 
@@ -184,6 +186,10 @@ static void on_retention(uv_timer_t *timer)
     uint32_t p;
     int64_t now = wall_ms();
 
+    /* In a cluster only the leader decides; the truncation is replicated
+     * so log_start_offset is the same on every node. */
+    if (n->cl != NULL && n->status.state != NODE_STATE_LEADER)
+        return;
     if (topic_registry_list(n->st->topics, &list, &count) != 0)
         return;
     for (i = 0; i < count; i++)
@@ -200,10 +206,22 @@ static void close_cb(uv_handle_t *h)
     (void)h;
 }
 
+static void maybe_finish_stop(struct node *n);
+
+static void cluster_closed(struct node *n)
+{
+    maybe_finish_stop(n);
+}
+
 static void maybe_finish_stop(struct node *n)
 {
     if (!n->stopping || n->syncing || n->flush_running || n->stopped)
         return;
+    if (n->cl != NULL && !n->cl->closed) {
+        if (!n->cl->closing)
+            cluster_stop(n, cluster_closed);
+        return;
+    }
     n->stopped = true;
     waiters_wake_all(n);
     uv_close((uv_handle_t *)&n->async, close_cb);
@@ -278,7 +296,7 @@ static int init_handles(struct node *n)
     uv_timer_start(&n->retention_timer, on_retention,
                    (uint64_t)n->cfg->cleanup_interval_ms,
                    (uint64_t)n->cfg->cleanup_interval_ms);
-    if (n->cfg->flush_interval_ms > 0)
+    if (n->cfg->flush_interval_ms > 0 || n->cfg->cluster.enabled)
         standalone_flush_start(n);
     return 0;
 }
@@ -297,6 +315,8 @@ int node_start(const struct config *cfg, struct state *st, struct node **out,
     pthread_mutex_init(&n->status_lock, NULL);
     init_status(n);
     rv = init_handles(n);
+    if (rv == 0 && cfg->cluster.enabled && cluster_start(n, errmsg) != 0)
+        return BRK_EIO; /* the process exits: nothing to unwind */
     if (rv == 0)
         rv = uv_sem_init(&n->started, 0);
     if (rv == 0)
@@ -328,7 +348,7 @@ void node_stop(struct node *n)
     workq_close(&n->q);
     uv_async_send(&n->stop_async);
     uv_thread_join(&n->thread);
-    standalone_final_flush(n);
+    node_final_flush(n);
 }
 
 void node_destroy(struct node *n)

@@ -3,6 +3,8 @@
 #ifndef BROKER_NODE_INTERNAL_H
 #define BROKER_NODE_INTERNAL_H
 #include <pthread.h>
+#include <raft.h>
+#include <raft/uv.h>
 #include <uv.h>
 
 #include "broker/node.h"
@@ -32,6 +34,42 @@ struct sbatch {
     uv_work_t req;
 };
 
+/* A member's HTTP address, replicated by CMD_SET_MEMBER. */
+struct member_http {
+    uint64_t id;
+    char http[256];
+};
+
+/* A drained batch proposed as one Raft entry (leader only). */
+struct pbatch {
+    struct raft_apply req;
+    struct node *node;
+    struct work **works;
+    size_t count;
+    bool applied;                     /* results filled by the FSM */
+    struct pbatch *next;
+};
+
+/* Raft state of a cluster node (NULL standalone). Loop thread only. */
+struct cluster {
+    struct raft raft;
+    struct raft_io io;
+    struct raft_uv_transport transport;
+    struct raft_fsm fsm;
+    uv_timer_t status_timer;
+    struct pbatch *pending;           /* proposed, oldest first */
+    struct member_http members[NODE_MAX_MEMBERS];
+    int n_members;
+    int last_state;
+    uint64_t last_leader, last_term;
+    uint64_t elections, leader_changes, snapshots_taken;
+    bool closing, closed;
+    void (*on_closed)(struct node *n);
+    struct topic **snap_topics;       /* snapshot in progress: to fsync */
+    size_t n_snap_topics;
+    char *snap_groups;                /* groups.json text to persist */
+};
+
 struct node {
     const struct config *cfg;
     struct state *st;
@@ -52,6 +90,7 @@ struct node {
     uint64_t n_waiters;
     pthread_mutex_t status_lock;      /* any thread */
     struct node_status status;        /* published copy */
+    struct cluster *cl;               /* cluster mode only */
     uv_sem_t started;
 };
 
@@ -59,6 +98,8 @@ struct node {
 void node_drain(struct node *n);
 void node_requeue(struct node *n, struct work *w);
 void node_finish_work(struct node *n, struct work *w);
+/* done callback of the loop's own works (retention, announcements). */
+void node_free_internal_work(struct work *w);
 void node_publish_waiters_count(struct node *n);
 /* After a batch finished: drain what waits, complete a pending stop. */
 void node_after_batch(struct node *n);
@@ -69,10 +110,26 @@ void waiters_wake_partition(struct node *n, struct topic *t, uint32_t p);
 void waiters_wake_topic(struct node *n, struct topic *t);
 void waiters_wake_all(struct node *n);
 
+/* raft_node.c */
+int cluster_start(struct node *n, char *errmsg);
+void cluster_propose(struct node *n, struct work **works, size_t count);
+void cluster_stop(struct node *n, void (*done)(struct node *n));
+void cluster_publish_status(struct node *n);
+const char *cluster_member_http(struct node *n, uint64_t id);
+void cluster_set_member(struct node *n, uint64_t id, const char *http);
+
+/* fsm.c */
+void fsm_init(struct node *n);
+
+/* catchup.c: fetch records a snapshot promises from the leader. */
+int catchup_partition(struct node *n, const char *leader_http,
+                      struct topic *t, uint32_t p, uint64_t upto,
+                      char *errmsg);
+
 /* standalone.c */
 void standalone_apply(struct node *n, struct work **works, size_t count);
 void standalone_flush_start(struct node *n);
-void standalone_final_flush(struct node *n);
+void node_final_flush(struct node *n);
 /* Publish, wake and answer after a batch is durable (also used by the
  * cluster path, where durability comes from the Raft log). */
 void node_complete_batch(struct node *n, struct work **works, size_t count,

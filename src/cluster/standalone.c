@@ -199,20 +199,28 @@ static void on_flush(uv_timer_t *timer)
     uv_queue_work(&n->loop, &f->req, flush_work, after_flush);
 }
 
+/* Cluster nodes flush every second too: the Raft log is the durable copy,
+ * but the snapshot's own fsync (on the loop thread) stays short. */
+#define CLUSTER_FLUSH_MS 1000
+
 void standalone_flush_start(struct node *n)
 {
-    uint64_t ms = (uint64_t)n->cfg->flush_interval_ms;
+    uint64_t ms = n->cfg->flush_interval_ms > 0
+                      ? (uint64_t)n->cfg->flush_interval_ms
+                      : CLUSTER_FLUSH_MS;
 
     uv_timer_start(&n->flush_timer, on_flush, ms, ms);
 }
 
-/* After the loop has stopped: everything acknowledged reaches the disk. */
-void standalone_final_flush(struct node *n)
+/* After the loop has stopped: everything acknowledged reaches the disk
+ * (with flush_interval, and in a cluster where segments are only fsync'd
+ * for snapshots). */
+void node_final_flush(struct node *n)
 {
     struct flush f = {.node = n};
     bool err;
 
-    if (n->cfg->flush_interval_ms <= 0)
+    if (n->cfg->flush_interval_ms <= 0 && n->cl == NULL)
         return;
     if (topic_registry_list(n->st->topics, &f.topics, &f.n) != 0)
         return;

@@ -101,23 +101,96 @@ enum MHD_Result h_cluster_raft(struct http_req *r)
                   (json_int_t)st.log_entries));
 }
 
-static enum MHD_Result not_cluster(struct http_req *r)
+/* ==== membership and leadership (leader only; forwarded) ==== */
+
+static enum MHD_Result admin_done(struct http_req *r)
 {
-    return http_reply_error(r, BRK_EINVAL, "cluster mode is not enabled on "
-                            "this broker (cluster.enabled is false)");
+    struct node_status st;
+
+    if (r->work->res.err != 0)
+        return http_reply_error(r, r->work->res.err, "%s",
+                                r->work->res.errmsg);
+    node_status(r->srv->deps.node, &st);
+    return http_reply_json(r, 200,
+                           json_pack("{s:o, s:o}", "members", members_json(&st),
+                                     "leader", leader_json(&st)));
+}
+
+static enum MHD_Result submit_call(struct http_req *r, work_call_cb call,
+                                   uint64_t id, const char *raft,
+                                   const char *http)
+{
+    struct work *w = http_work_new(r, WORK_CALL);
+
+    if (w == NULL)
+        return http_reply_error(r, BRK_ENOMEM, "out of memory");
+    w->call = call;
+    w->arg_id = id;
+    snprintf(w->arg_addr, sizeof(w->arg_addr), "%s", raft ? raft : "");
+    snprintf(w->arg_addr2, sizeof(w->arg_addr2), "%s", http ? http : "");
+    return http_submit(r, w, admin_done);
+}
+
+static bool valid_address(const char *s)
+{
+    const char *colon = s ? strrchr(s, ':') : NULL;
+    uint64_t port;
+
+    return colon != NULL && colon != s && strlen(s) < 200 &&
+           http_parse_u64(colon + 1, 65535, &port) && port > 0;
 }
 
 enum MHD_Result h_cluster_member_add(struct http_req *r)
 {
-    return not_cluster(r);
+    enum MHD_Result ret;
+    json_t *body = http_body_object(r, &ret);
+    const char *raft, *http;
+    uint64_t id;
+
+    if (body == NULL)
+        return ret;
+    raft = json_string_value(json_object_get(body, "raft_address"));
+    http = json_string_value(json_object_get(body, "http_address"));
+    if (!http_json_u64(r, body, "node_id", "node_id", 1, UINT32_MAX, 0, &id,
+                       &ret)) {
+        json_decref(body);
+        return ret;
+    }
+    if (id == 0 || !valid_address(raft) || (http && !valid_address(http))) {
+        json_decref(body);
+        return http_reply_error(r, BRK_EINVAL, "fields 'node_id' (>= 1) and "
+                                "'raft_address' (host:port) are required; "
+                                "'http_address' must be host:port");
+    }
+    ret = submit_call(r, node_call_member_add, id, raft, http);
+    json_decref(body);
+    return ret;
 }
 
 enum MHD_Result h_cluster_member_remove(struct http_req *r)
 {
-    return not_cluster(r);
+    uint64_t id;
+
+    if (r->param_bad[0] || !http_parse_u64(r->params[0], UINT32_MAX, &id) ||
+        id == 0)
+        return http_reply_error(r, BRK_EINVAL, "member id must be a positive "
+                                "integer");
+    return submit_call(r, node_call_member_remove, id, NULL, NULL);
 }
 
 enum MHD_Result h_cluster_transfer(struct http_req *r)
 {
-    return not_cluster(r);
+    enum MHD_Result ret;
+    json_t *body = NULL;
+    uint64_t id = 0;
+
+    if (r->body_len > 0 && (body = http_body_object(r, &ret)) == NULL)
+        return ret;
+    if (body != NULL && !http_json_u64(r, body, "node_id", "node_id", 1,
+                                       UINT32_MAX, 0, &id, &ret)) {
+        json_decref(body);
+        return ret;
+    }
+    json_decref(body);
+    return submit_call(r, node_call_transfer, id, NULL, NULL);
 }

@@ -82,6 +82,17 @@ enum MHD_Result http_reply_error(struct http_req *r, int code,
 enum MHD_Result http_reply_error_with(struct http_req *r, int code,
                                       json_t *extra, const char *msg);
 
+/* Relay a leader's answer (@body malloc'd, taken) with its node id and
+ * X-Forwarded-By set to this node. */
+enum MHD_Result http_reply_relay(struct http_req *r, int status,
+                                 const char *content_type, char *body,
+                                 size_t len, const char *leader_node);
+
+/* ==== forwarding.c ==== */
+/* Run @local when this node leads (or is standalone), else relay to the
+ * leader, retrying during elections. */
+enum MHD_Result http_forward_write(struct http_req *r, http_handler local);
+
 /* ==== server.c ==== */
 /* Suspend the connection and hand @w to the loop thread; @on_done answers
  * once it is back. @w is freed with the request. */
@@ -115,6 +126,8 @@ enum MHD_Result h_healthz(struct http_req *r);
 enum MHD_Result h_readyz(struct http_req *r);
 enum MHD_Result h_metrics(struct http_req *r);
 enum MHD_Result h_static(struct http_req *r);
+enum MHD_Result h_internal_records(struct http_req *r);
+enum MHD_Result h_internal_member(struct http_req *r);
 
 /* ==== shared parsing helpers (h_common.c) ==== */
 /* Validate params[i] as a topic (or group) name; replies 400 if not. */

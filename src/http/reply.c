@@ -1,5 +1,6 @@
 /* Replies: JSON bodies, error bodies, X-Broker-Node, request metrics. */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,9 +8,9 @@
 #include "broker/metrics.h"
 #include "http_internal.h"
 
-enum MHD_Result http_reply_raw(struct http_req *r, int status,
-                               const char *content_type, char *body,
-                               size_t len)
+static enum MHD_Result reply(struct http_req *r, int status,
+                             const char *content_type, char *body, size_t len,
+                             const char *node, bool forwarded)
 {
     struct MHD_Response *resp;
     enum MHD_Result ret;
@@ -24,13 +25,31 @@ enum MHD_Result http_reply_raw(struct http_req *r, int status,
     if (content_type != NULL)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                                 content_type);
-    MHD_add_response_header(resp, "X-Broker-Node", r->srv->node_id);
+    MHD_add_response_header(resp, "X-Broker-Node", node);
+    if (forwarded)
+        MHD_add_response_header(resp, "X-Forwarded-By", r->srv->node_id);
     if (status == 503)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     ret = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     metrics_http(r->route, status);
     return ret;
+}
+
+enum MHD_Result http_reply_raw(struct http_req *r, int status,
+                               const char *content_type, char *body,
+                               size_t len)
+{
+    return reply(r, status, content_type, body, len, r->srv->node_id, false);
+}
+
+enum MHD_Result http_reply_relay(struct http_req *r, int status,
+                                 const char *content_type, char *body,
+                                 size_t len, const char *leader_node)
+{
+    return reply(r, status, content_type, body, len,
+                 leader_node && leader_node[0] ? leader_node : "unknown",
+                 true);
 }
 
 enum MHD_Result http_reply_json(struct http_req *r, int status, json_t *o)

@@ -30,6 +30,9 @@ static const struct route routes[] = {
     {"GET", "/healthz", h_healthz, "healthz", false},
     {"GET", "/readyz", h_readyz, "readyz", false},
     {"GET", "/metrics", h_metrics, "metrics", false},
+    {"GET", "/internal/records/*/*", h_internal_records, "internal_records",
+     false},
+    {"POST", "/internal/members", h_internal_member, "internal_member", true},
     {"GET", "/", h_static, "static", false},
     {"GET", "/ui/**", h_static, "static", false},
 };
@@ -160,6 +163,8 @@ enum MHD_Result router_dispatch(struct http_req *r)
         bool ok = match(r, routes[i].pattern, r->url);
         if (ok && strcmp(routes[i].method, r->method) == 0) {
             r->route = (int)i;
+            if (routes[i].write)
+                return http_forward_write(r, routes[i].fn);
             return routes[i].fn(r);
         }
         path_known = path_known || ok;

@@ -19,6 +19,9 @@
 #include "http_internal.h"
 
 #define HTTP_THREADS 2
+/* Followers block a pool thread per forwarded write (libcurl easy API):
+ * more threads keep concurrent forwards from queueing behind each other. */
+#define HTTP_THREADS_CLUSTER 8
 #define HTTP_CONNECTION_LIMIT 10000
 #define HTTP_CONNECTION_MEMORY 16384
 
@@ -284,7 +287,9 @@ int http_server_start(const struct http_deps *deps, struct http_server **out,
             (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
         (uint16_t)deps->cfg->server.port, NULL, NULL, on_request, s,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS,
+        MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)(deps->cfg->cluster.enabled ? HTTP_THREADS_CLUSTER
+                                              : HTTP_THREADS),
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONNECTION_LIMIT,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,

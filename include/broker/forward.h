@@ -1,0 +1,38 @@
+/* HTTP client for node-to-node calls (libcurl): relaying a follower's
+ * write to the leader, registering a member's address, fetching records
+ * for catch-up. One keep-alive easy handle per calling thread.
+ * Never call it on the loop thread except for snapshot catch-up. */
+#ifndef BROKER_FORWARD_H
+#define BROKER_FORWARD_H
+#include <stddef.h>
+
+#define FORWARD_MAX_BODY (64u << 20)
+
+struct forward_response {
+    int status;
+    char *body;                   /* malloc'd, NUL-terminated */
+    size_t len;
+    char content_type[128];
+    char broker_node[32];         /* X-Broker-Node of the answering node */
+    char high_watermark[32];      /* X-High-Watermark (catch-up) */
+};
+
+struct forward_request {
+    const char *method;           /* "GET", "POST", "DELETE" */
+    const char *base;             /* "host:port" */
+    const char *path;             /* path and query, already encoded */
+    const char *content_type;     /* may be NULL */
+    const char *body;             /* may be NULL */
+    size_t len;
+    const char *forwarded_by;     /* X-Forwarded-By value, or NULL */
+    long timeout_ms;
+};
+
+/* Perform @req. 0 with @out filled whenever an HTTP answer came back (any
+ * status); BRK_EFORWARD when the peer could not be reached or did not
+ * answer in time (@errmsg says why). Free with forward_response_free. */
+int forward_call(const struct forward_request *req,
+                 struct forward_response *out, char *errmsg);
+void forward_response_free(struct forward_response *r);
+
+#endif

@@ -1,0 +1,355 @@
+/* The Raft state machine: apply committed entries through state_apply,
+ * snapshot the metadata only (topics, partition positions, groups,
+ * members), and restore by reconciling local storage with a snapshot,
+ * pulling missing records from the leader (catchup.c).
+ *
+ * Segments are not fsync'd per entry in a cluster (the Raft log is the
+ * durable copy); before a snapshot lets c-raft drop entries, every
+ * partition is fsync'd. c-raft 0.15's libuv I/O has no async_work, so
+ * the FSM is version 2 and that fsync runs on the loop thread; a flush
+ * every second on the thread pool (standalone.c) keeps it short. */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/log.h"
+#include "node_internal.h"
+
+#define SNAPSHOT_VERSION 1
+
+/* ==== apply ==== */
+
+static void apply_member(struct node *n, const struct cmd *c)
+{
+    cluster_set_member(n, c->node_id, c->address);
+    log_info("member %llu serves HTTP at %s",
+             (unsigned long long)c->node_id, c->address);
+}
+
+static void apply_cmds(struct node *n, struct cmd *cmds, size_t count,
+                       uint64_t index, int64_t ts, struct pbatch *pb,
+                       struct state_effects *fx)
+{
+    struct cmd_result scratch;
+    size_t i;
+
+    for (i = 0; i < count; i++) {
+        struct cmd_result *res = pb ? &pb->works[i]->res : &scratch;
+        memset(&scratch, 0, sizeof(scratch));
+        if (cmds[i].type == CMD_SET_MEMBER)
+            apply_member(n, &cmds[i]);
+        else
+            state_apply(n->st, &cmds[i], index, ts, res, fx);
+        if (pb == NULL)
+            cmd_result_clear(&scratch);
+    }
+}
+
+static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
+                     void **result)
+{
+    struct node *n = fsm->data;
+    struct cluster *cl = n->cl;
+    uint64_t index = raft_last_applied(&cl->raft) + 1;
+    struct pbatch *pb = cl->pending;
+    struct state_effects fx = {0};
+    struct cmd *cmds;
+    size_t count, i;
+    int64_t ts;
+
+    *result = NULL;
+    if (cmd_decode_entry(buf->base, buf->len, &ts, &cmds, &count) != 0) {
+        log_error("skipping undecodable Raft entry %llu",
+                  (unsigned long long)index);
+        return 0;
+    }
+    /* Entries this leader proposed come back in order: the oldest pending
+     * batch is this entry exactly when the index matches. */
+    if (pb != NULL && (pb->req.index != index || pb->count != count))
+        pb = NULL;
+    apply_cmds(n, cmds, count, index, ts, pb, &fx);
+    for (i = 0; i < count; i++)
+        cmd_clear(&cmds[i]);
+    free(cmds);
+    if (pb != NULL) {
+        cl->pending = pb->next;
+        pb->applied = true;
+    }
+    node_complete_batch(n, pb ? pb->works : NULL, pb ? pb->count : 0, &fx, 0,
+                        "");
+    if (n->retry_head != NULL)
+        uv_async_send(&n->async);
+    return 0;
+}
+
+/* ==== snapshot ==== */
+
+static json_t *topic_json(struct topic *t)
+{
+    json_t *parts = json_array();
+    struct partition_stats st;
+    uint32_t p;
+
+    for (p = 0; p < t->n_partitions; p++) {
+        partition_stats(t->partitions[p], &st);
+        json_array_append_new(parts,
+                              json_pack("{s:I, s:I}", "log_start",
+                                        (json_int_t)st.log_start_offset,
+                                        "next", (json_int_t)st.next_offset));
+    }
+    return json_pack("{s:s, s:I, s:I, s:o}", "name", t->name, "retention_ms",
+                     (json_int_t)t->retention_ms, "created_index",
+                     (json_int_t)t->created_index, "parts", parts);
+}
+
+static char *snapshot_text(struct node *n)
+{
+    struct cluster *cl = n->cl;
+    json_t *o, *topics = json_array(), *members = json_array();
+    char *groups = group_store_dump(n->st->groups), *text;
+    size_t i;
+    int m;
+
+    for (i = 0; i < cl->n_snap_topics; i++)
+        json_array_append_new(topics, topic_json(cl->snap_topics[i]));
+    for (m = 0; m < cl->n_members; m++)
+        json_array_append_new(members,
+                              json_pack("{s:I, s:s}", "id",
+                                        (json_int_t)cl->members[m].id, "http",
+                                        cl->members[m].http));
+    o = json_pack("{s:i, s:o, s:o, s:s}", "version", SNAPSHOT_VERSION,
+                  "topics", topics, "members", members, "groups",
+                  groups ? groups : "{}");
+    text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    cl->snap_groups = groups;
+    return text;
+}
+
+static void fsm_snapshot_release(struct cluster *cl)
+{
+    topic_list_free(cl->snap_topics, cl->n_snap_topics);
+    cl->snap_topics = NULL;
+    cl->n_snap_topics = 0;
+    free(cl->snap_groups);
+    cl->snap_groups = NULL;
+}
+
+/* Make the data the snapshot describes durable. */
+static int snapshot_sync(struct node *n)
+{
+    struct cluster *cl = n->cl;
+    char errmsg[BRK_ERRMSG_LEN];
+    size_t i;
+    uint32_t p;
+    int rv = 0;
+
+    for (i = 0; i < cl->n_snap_topics && rv == 0; i++)
+        for (p = 0; p < cl->snap_topics[i]->n_partitions && rv == 0; p++)
+            rv = partition_sync(cl->snap_topics[i]->partitions[p], errmsg);
+    if (rv == 0 && cl->snap_groups != NULL)
+        rv = group_store_write(n->st->groups, cl->snap_groups, errmsg);
+    if (rv != 0)
+        log_error("snapshot: cannot make data durable: %s", errmsg);
+    return rv;
+}
+
+/* Loop thread: the metadata at this index, after an fsync of the data. */
+static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+                        unsigned *n_bufs)
+{
+    struct node *n = fsm->data;
+    struct cluster *cl = n->cl;
+    char *text;
+
+    if (n->flush_running)
+        return RAFT_BUSY; /* retried after the next apply */
+    if (topic_registry_list(n->st->topics, &cl->snap_topics,
+                            &cl->n_snap_topics) != 0)
+        return RAFT_NOMEM;
+    text = snapshot_text(n);
+    *bufs = raft_malloc(sizeof(**bufs));
+    if (text == NULL || *bufs == NULL || snapshot_sync(n) != 0) {
+        free(text);
+        raft_free(*bufs);
+        *bufs = NULL;
+        *n_bufs = 0;
+        fsm_snapshot_release(cl);
+        return text == NULL ? RAFT_NOMEM : RAFT_IOERR;
+    }
+    (*bufs)[0].base = text;
+    (*bufs)[0].len = strlen(text);
+    *n_bufs = 1;
+    return 0;
+}
+
+static int fsm_snapshot_finalize(struct raft_fsm *fsm,
+                                 struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct node *n = fsm->data;
+    struct cluster *cl = n->cl;
+
+    if (*bufs != NULL) {
+        free((*bufs)[0].base);
+        raft_free(*bufs);
+    }
+    *bufs = NULL;
+    *n_bufs = 0;
+    fsm_snapshot_release(cl);
+    cl->snapshots_taken++;
+    return 0;
+}
+
+/* ==== restore ==== */
+
+static const char *leader_http(struct node *n)
+{
+    raft_id id = 0;
+    const char *addr;
+
+    raft_leader(&n->cl->raft, &id, &addr);
+    return id != 0 && id != n->cfg->cluster.node_id
+               ? cluster_member_http(n, id)
+               : NULL;
+}
+
+/* Make one partition hold at least what the snapshot says. */
+static int restore_partition(struct node *n, struct topic *t, uint32_t p,
+                             json_t *part)
+{
+    uint64_t next = (uint64_t)json_integer_value(json_object_get(part, "next"));
+    const char *leader = leader_http(n);
+    char errmsg[BRK_ERRMSG_LEN];
+    struct partition_stats st;
+    int rv;
+
+    partition_stats(t->partitions[p], &st);
+    if (st.next_offset >= next)
+        return 0; /* ahead: replayed entries are skipped per partition */
+    if (leader == NULL) {
+        log_error("snapshot needs %s/%u up to offset %llu but this node has "
+                  "%llu and no leader is known to fetch from", t->name, p,
+                  (unsigned long long)next,
+                  (unsigned long long)st.next_offset);
+        return 0;
+    }
+    rv = catchup_partition(n, leader, t, p, next, errmsg);
+    if (rv != 0)
+        log_error("catch-up of %s/%u from %s failed: %s", t->name, p, leader,
+                  errmsg);
+    return rv;
+}
+
+static void restore_topic(struct node *n, json_t *jt)
+{
+    const char *name = json_string_value(json_object_get(jt, "name"));
+    json_t *parts = json_object_get(jt, "parts");
+    struct topic *t;
+    char errmsg[BRK_ERRMSG_LEN];
+    uint32_t p;
+
+    if (name == NULL || json_array_size(parts) == 0)
+        return;
+    t = topic_registry_get(n->st->topics, name);
+    if (t == NULL) {
+        if (topic_registry_create(
+                n->st->topics, name, (uint32_t)json_array_size(parts),
+                json_integer_value(json_object_get(jt, "retention_ms")),
+                (uint64_t)json_integer_value(json_object_get(jt, "created_index")),
+                NULL, errmsg) != 0) {
+            log_error("restore: cannot create topic %s: %s", name, errmsg);
+            return;
+        }
+        t = topic_registry_get(n->st->topics, name);
+    }
+    for (p = 0; t != NULL && p < t->n_partitions; p++)
+        restore_partition(n, t, p, json_array_get(parts, p));
+    topic_put(t);
+}
+
+/* Topics the snapshot does not know and that existed before it were
+ * deleted meanwhile. */
+static void restore_deletions(struct node *n, json_t *topics, uint64_t index)
+{
+    struct topic **list;
+    size_t count, i, j;
+    char errmsg[BRK_ERRMSG_LEN];
+    bool found;
+
+    if (topic_registry_list(n->st->topics, &list, &count) != 0)
+        return;
+    for (i = 0; i < count; i++) {
+        found = false;
+        for (j = 0; j < json_array_size(topics) && !found; j++)
+            found = strcmp(list[i]->name,
+                           json_string_value(json_object_get(
+                               json_array_get(topics, j), "name"))) == 0;
+        if (!found && list[i]->created_index <= index)
+            topic_registry_delete(n->st->topics, list[i]->name, errmsg);
+    }
+    topic_list_free(list, count);
+}
+
+static void restore_members(struct node *n, json_t *members)
+{
+    size_t i;
+
+    for (i = 0; i < json_array_size(members); i++) {
+        json_t *m = json_array_get(members, i);
+        const char *http = json_string_value(json_object_get(m, "http"));
+        if (http != NULL)
+            cluster_set_member(
+                n, (uint64_t)json_integer_value(json_object_get(m, "id")),
+                http);
+    }
+}
+
+static void restore_groups(struct node *n, const char *text)
+{
+    json_error_t jerr;
+    json_t *g = json_loads(text, 0, &jerr);
+    uint64_t idx = (uint64_t)json_integer_value(json_object_get(g, "applied_index"));
+    char errmsg[BRK_ERRMSG_LEN];
+
+    if (g != NULL && idx > group_store_applied_index(n->st->groups) &&
+        group_store_load_text(n->st->groups, text, errmsg) != 0)
+        log_error("restore: bad groups in snapshot: %s", errmsg);
+    json_decref(g);
+}
+
+static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    struct node *n = fsm->data;
+    json_error_t jerr;
+    json_t *o = json_loadb(buf->base, buf->len, 0, &jerr), *topics;
+    uint64_t index = n->cl->raft.log.snapshot.last_index;
+    size_t i;
+
+    if (o == NULL) {
+        log_error("restore: undecodable snapshot: %s", jerr.text);
+        return RAFT_MALFORMED;
+    }
+    restore_members(n, json_object_get(o, "members"));
+    topics = json_object_get(o, "topics");
+    restore_deletions(n, topics, index);
+    for (i = 0; i < json_array_size(topics); i++)
+        restore_topic(n, json_array_get(topics, i));
+    if (json_is_string(json_object_get(o, "groups")))
+        restore_groups(n, json_string_value(json_object_get(o, "groups")));
+    json_decref(o);
+    raft_free(buf->base);
+    log_info("restored snapshot at index %llu", (unsigned long long)index);
+    return 0;
+}
+
+void fsm_init(struct node *n)
+{
+    struct raft_fsm *f = &n->cl->fsm;
+
+    f->version = 2;
+    f->data = n;
+    f->apply = fsm_apply;
+    f->snapshot = fsm_snapshot;
+    f->restore = fsm_restore;
+    f->snapshot_finalize = fsm_snapshot_finalize;
+}

@@ -1,0 +1,160 @@
+/* libcurl client for node-to-node HTTP. A thread-local easy handle keeps
+ * one keep-alive connection per thread (a shared connection cache is not
+ * thread-safe in libcurl 7.88). */
+#include "broker/forward.h"
+
+#include <curl/curl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "broker/err.h"
+
+#define FORWARD_CONNECT_TIMEOUT_MS 1000L
+
+static _Thread_local CURL *tl_handle;
+
+struct sink {
+    struct forward_response *r;
+    size_t cap;
+    bool too_big;
+};
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    struct sink *s = ud;
+    size_t len = size * n;
+    char *b;
+
+    if (s->r->len + len > FORWARD_MAX_BODY) {
+        s->too_big = true;
+        return 0;
+    }
+    if (s->r->len + len + 1 > s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 4096;
+        while (cap < s->r->len + len + 1)
+            cap *= 2;
+        b = realloc(s->r->body, cap);
+        if (b == NULL)
+            return 0;
+        s->r->body = b;
+        s->cap = cap;
+    }
+    memcpy(s->r->body + s->r->len, p, len);
+    s->r->len += len;
+    s->r->body[s->r->len] = '\0';
+    return len;
+}
+
+/* Copy the value of header @name from line @p into @dst when it matches. */
+static void take_header(const char *p, size_t len, const char *name,
+                        char *dst, size_t cap)
+{
+    size_t nl = strlen(name), vl;
+
+    if (len <= nl + 1 || strncasecmp(p, name, nl) != 0 || p[nl] != ':')
+        return;
+    p += nl + 1;
+    len -= nl + 1;
+    while (len > 0 && (*p == ' ' || *p == '\t'))
+        p++, len--;
+    vl = len;
+    while (vl > 0 && (p[vl - 1] == '\r' || p[vl - 1] == '\n' || p[vl - 1] == ' '))
+        vl--;
+    if (vl >= cap)
+        vl = cap - 1;
+    memcpy(dst, p, vl);
+    dst[vl] = '\0';
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    struct forward_response *r = ((struct sink *)ud)->r;
+    size_t len = size * n;
+
+    take_header(p, len, "Content-Type", r->content_type,
+                sizeof(r->content_type));
+    take_header(p, len, "X-Broker-Node", r->broker_node,
+                sizeof(r->broker_node));
+    take_header(p, len, "X-High-Watermark", r->high_watermark,
+                sizeof(r->high_watermark));
+    return len;
+}
+
+static struct curl_slist *build_headers(const struct forward_request *req)
+{
+    struct curl_slist *h = curl_slist_append(NULL, "Expect:");
+    char line[256];
+
+    if (req->content_type != NULL) {
+        snprintf(line, sizeof(line), "Content-Type: %s", req->content_type);
+        h = curl_slist_append(h, line);
+    }
+    if (req->forwarded_by != NULL) {
+        snprintf(line, sizeof(line), "X-Forwarded-By: %s", req->forwarded_by);
+        h = curl_slist_append(h, line);
+    }
+    return h;
+}
+
+static CURL *handle(void)
+{
+    if (tl_handle == NULL)
+        tl_handle = curl_easy_init();
+    else
+        curl_easy_reset(tl_handle);
+    return tl_handle;
+}
+
+int forward_call(const struct forward_request *req,
+                 struct forward_response *out, char *errmsg)
+{
+    CURL *h = handle();
+    struct sink sink = {out, 0, false};
+    struct curl_slist *hdrs;
+    char url[2048];
+    long status = 0;
+    CURLcode rc;
+
+    memset(out, 0, sizeof(*out));
+    if (h == NULL)
+        return brk_errf(errmsg, BRK_ENOMEM, "curl_easy_init failed");
+    if ((size_t)snprintf(url, sizeof(url), "http://%s%s", req->base,
+                         req->path) >= sizeof(url))
+        return brk_errf(errmsg, BRK_EINVAL, "URL too long");
+    hdrs = build_headers(req);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, FORWARD_CONNECT_TIMEOUT_MS);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, req->timeout_ms);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &sink);
+    if (req->body != NULL) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->len);
+    }
+    rc = curl_easy_perform(h);
+    curl_slist_free_all(hdrs);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    if (rc != CURLE_OK || status == 0) {
+        forward_response_free(out);
+        return brk_errf(errmsg, BRK_EFORWARD, "%s %s: %s", req->method, url,
+                        sink.too_big ? "answer too large"
+                                     : curl_easy_strerror(rc));
+    }
+    out->status = (int)status;
+    return 0;
+}
+
+void forward_response_free(struct forward_response *r)
+{
+    free(r->body);
+    r->body = NULL;
+    r->len = 0;
+}
