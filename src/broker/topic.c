@@ -200,15 +200,19 @@ static int reg_insert(struct topic_registry *reg, struct topic *t)
     bool found;
     size_t pos;
 
+    /* Growing moves the array that readers search under the read lock,
+     * so it happens under the write lock too. */
+    pthread_rwlock_wrlock(&reg->lock);
     if (reg->n == reg->cap) {
         size_t cap = reg->cap ? reg->cap * 2 : 16;
         struct topic **a = realloc(reg->topics, cap * sizeof(*a));
-        if (a == NULL)
+        if (a == NULL) {
+            pthread_rwlock_unlock(&reg->lock);
             return BRK_ENOMEM;
+        }
         reg->topics = a;
         reg->cap = cap;
     }
-    pthread_rwlock_wrlock(&reg->lock);
     pos = reg_find(reg, t->name, &found);
     memmove(&reg->topics[pos + 1], &reg->topics[pos],
             (reg->n - pos) * sizeof(*reg->topics));
