@@ -84,7 +84,8 @@ void cmd_result_clear(struct cmd_result *r);
  * An entry holds a header (magic, version, leader timestamp, count) and
  * @n commands. Little-endian, length-prefixed, bounds-checked. */
 
-/* Encode into a malloc'd buffer (*@buf, *@len). */
+/* Encode into a malloc'd buffer (*@buf, *@len), zero-padded to a multiple
+ * of 8 bytes as c-raft requires. */
 int cmd_encode_entry(int64_t timestamp, struct cmd *const *cmds, size_t n,
                      uint8_t **buf, size_t *len);
 

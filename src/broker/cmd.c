@@ -138,6 +138,10 @@ int cmd_encode_entry(int64_t timestamp, struct cmd *const *cmds, size_t n,
             p[3] = (uint8_t)(body >> 24);
         }
     }
+    /* c-raft requires entry lengths in multiples of 8 (an assert that
+     * release builds compile out, corrupting its log otherwise). */
+    while (b.len % 8 != 0 && !b.oom)
+        put_u8(&b, 0);
     if (b.oom) {
         buf_free(&b);
         return BRK_ENOMEM;
@@ -291,6 +295,19 @@ static int get_cmd(struct reader *r, struct cmd *c)
     return sub.bad || r->bad || sub.left != 0 ? BRK_ECORRUPT : 0;
 }
 
+/* Entries are padded to 8 bytes with zeros (see cmd_encode_entry). */
+static bool only_padding(const uint8_t *p, size_t left)
+{
+    size_t i;
+
+    if (left >= 8)
+        return false;
+    for (i = 0; i < left; i++)
+        if (p[i] != 0)
+            return false;
+    return true;
+}
+
 int cmd_decode_entry(const uint8_t *buf, size_t len, int64_t *timestamp,
                      struct cmd **cmds, size_t *n)
 {
@@ -312,7 +329,7 @@ int cmd_decode_entry(const uint8_t *buf, size_t len, int64_t *timestamp,
     for (i = 0; i < count; i++)
         if (get_cmd(&r, &a[i]) != 0)
             break;
-    if (i < count || r.left != 0) {
+    if (i < count || !only_padding(r.p, r.left)) {
         for (size_t j = 0; j <= i && j < count; j++)
             cmd_clear(&a[j]);
         free(a);

@@ -17,6 +17,10 @@
 
 #define SNAPSHOT_VERSION 1
 
+/* Several commands share one Raft entry, and replay idempotence needs a
+ * number per command: the entry index with the command's position. */
+#define FSM_SEQ(index, i) (((index) << FSM_SEQ_BITS) | (uint64_t)(i))
+
 /* ==== apply ==== */
 
 static void apply_member(struct node *n, const struct cmd *c)
@@ -39,7 +43,7 @@ static void apply_cmds(struct node *n, struct cmd *cmds, size_t count,
         if (cmds[i].type == CMD_SET_MEMBER)
             apply_member(n, &cmds[i]);
         else
-            state_apply(n->st, &cmds[i], index, ts, res, fx);
+            state_apply(n->st, &cmds[i], FSM_SEQ(index, i), ts, res, fx);
         if (pb == NULL)
             cmd_result_clear(&scratch);
     }
@@ -331,7 +335,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     }
     restore_members(n, json_object_get(o, "members"));
     topics = json_object_get(o, "topics");
-    restore_deletions(n, topics, index);
+    restore_deletions(n, topics, FSM_SEQ(index, FSM_MAX_CMDS));
     for (i = 0; i < json_array_size(topics); i++)
         restore_topic(n, json_array_get(topics, i));
     if (json_is_string(json_object_get(o, "groups")))

@@ -110,6 +110,11 @@ void waiters_wake_partition(struct node *n, struct topic *t, uint32_t p);
 void waiters_wake_topic(struct node *n, struct topic *t);
 void waiters_wake_all(struct node *n);
 
+/* Commands per Raft entry are capped so that (index << FSM_SEQ_BITS) | i
+ * numbers every command uniquely (fsm.c). */
+#define FSM_SEQ_BITS 16
+#define FSM_MAX_CMDS ((1u << FSM_SEQ_BITS) - 1)
+
 /* raft_node.c */
 int cluster_start(struct node *n, char *errmsg);
 void cluster_propose(struct node *n, struct work **works, size_t count);

@@ -304,8 +304,9 @@ void cluster_propose(struct node *n, struct work **works, size_t count)
     }
     /* Many requests ride in one entry, up to a soft size cap. */
     for (i = 0; i <= count; i++) {
-        if (i < count && (i == start || bytes + cmd_bytes(&works[i]->cmd) <=
-                                            ENTRY_MAX_BYTES)) {
+        if (i < count && (i == start ||
+                          (bytes + cmd_bytes(&works[i]->cmd) <= ENTRY_MAX_BYTES &&
+                           i - start < FSM_MAX_CMDS))) {
             bytes += cmd_bytes(&works[i]->cmd);
             continue;
         }
