@@ -156,20 +156,46 @@ static int parse_json_records(struct http_req *r, json_t *body,
     return rv;
 }
 
+/* ?key= decoded into *@out (NULL when absent). Not through http_query():
+ * its stand-in for an undecodable argument ("%00", a broken escape) would
+ * silently become the key, so that is refused here instead. */
+static int query_key(struct http_req *r, char **out, char *errmsg)
+{
+    const char *v = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND,
+                                                "key");
+    bool bad;
+
+    *out = NULL;
+    if (v == NULL)
+        return 0;
+    *out = http_decode(v, strlen(v), &bad);
+    if (*out == NULL)
+        return BRK_ENOMEM;
+    if (!bad)
+        return 0;
+    free(*out);
+    *out = NULL;
+    return brk_errf(errmsg, BRK_EINVAL, "query argument 'key' must not hold "
+                    "a NUL byte or a broken percent escape");
+}
+
 /* Any other Content-Type: the body is one raw value. */
 static int parse_raw_record(struct http_req *r, struct cmd *c, char *errmsg)
 {
     struct cmd_record *rec;
-    char *key = http_query(r, "key"), *part = http_query(r, "partition");
+    char *key = NULL, *part = NULL;
     uint64_t p;
-    int rv = 0;
+    int rv;
 
     c->records = rec = calloc(1, sizeof(*rec));
+    if (rec == NULL)
+        return BRK_ENOMEM;
     c->n_records = 1;
     rec->partition = PARTITION_UNSET;
-    if (rec == NULL)
-        rv = BRK_ENOMEM;
-    else if (part != NULL && !http_parse_u64(part, PARTITION_UNSET - 1, &p))
+    if ((rv = query_key(r, &key, errmsg)) != 0)
+        return rv;
+    part = http_query(r, "partition");
+    if (part != NULL && !http_parse_u64(part, PARTITION_UNSET - 1, &p))
         rv = brk_errf(errmsg, BRK_EINVAL, "query argument 'partition' must be "
                       "a non-negative integer");
     else if ((uint64_t)r->body_len + (key ? strlen(key) : 0) >

@@ -247,12 +247,18 @@ class BadInput(harness.BrokerTestCase):
                 self.b.get("/topics/keep/partitions/%s/messages" % p),
                 400, "bad_request")
 
-    def test_bad_raw_query_partition(self):
-        """A raw produce with ?partition= not a number is 400 bad_request."""
-        for p in ["x", "-1", "1.5", ""]:
-            self.assertError(self.b.post(
+    def test_bad_raw_query_arguments(self):
+        """A raw produce with ?partition= not a number or an undecodable ?key= is 400 bad_request."""
+        for p in ["x", "-1", "1.5", "", "%00"]:
+            data = self.assertError(self.b.post(
                 "/topics/keep/messages?partition=%s" % p, b"v",
                 headers={"Content-Type": "text/plain"}), 400, "bad_request")
+            self.assertIn("partition", data["error"])
+        for k in ["a%00b", "%00", "a%zz", "a%4"]:
+            data = self.assertError(self.b.post(
+                "/topics/keep/messages?partition=0&key=%s" % k, b"v",
+                headers={"Content-Type": "text/plain"}), 400, "bad_request")
+            self.assertIn("key", data["error"])
         self.assertHwUnchanged()
 
     def test_bad_claim_arguments(self):

@@ -155,6 +155,18 @@ class ProduceFetch(harness.BrokerTestCase):
         msgs = self.b.fetch_all("rawq", pj)
         self.assertEqual([m["key"] for m in msgs], ["order-7"] * 4)
         self.assertEqual([m["value"] for m in msgs], ["j", "x", "x", "x"])
+        # A percent-encoded key is decoded; bytes that are not UTF-8 come
+        # back base64 like values.
+        d = self.b.produce_raw("rawq", b"", "text/plain", key="\u00e9 x",
+                               partition=0)
+        d2 = self.b.post("/topics/rawq/messages?partition=0&key=%FF%01", b"",
+                         headers={"Content-Type": "text/plain"})[2]
+        _, data = self.b.fetch("rawq", 0, offset=d["offset"])
+        m1, m2 = data["messages"][:2]
+        self.assertEqual((m1["key"], m1["value"]), ("\u00e9 x", ""))
+        self.assertEqual(m2["offset"], d2["offset"])
+        self.assertEqual(m2["key_encoding"], "base64")
+        self.assertEqual(base64.b64decode(m2["key"]), b"\xff\x01")
         st, _, data = self.b.post("/topics/rawq/messages?partition=9", b"z",
                                   headers={"Content-Type": "text/plain"})
         self.assertEqual((st, data["code"]), (404, "unknown_partition"))
