@@ -173,6 +173,22 @@ static void note_transitions(struct node *n, int state, uint64_t leader,
     cl->last_term = term;
 }
 
+static void nodelay_cb(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (h->type == UV_TCP && !uv_is_closing(h))
+        uv_tcp_nodelay((uv_tcp_t *)h, 1);
+}
+
+/* c-raft's TCP transport leaves Nagle's algorithm on: a small
+ * AppendEntries result then waits for the peer's delayed ACK (40 ms
+ * stalls under load). Its sockets live on our loop, so switch it off on
+ * every TCP handle there (cheap and idempotent). */
+static void tcp_nodelay_all(struct node *n)
+{
+    uv_walk(&n->loop, nodelay_cb, NULL);
+}
+
 static void on_status(uv_timer_t *t)
 {
     struct node *n = t->data;
@@ -186,6 +202,7 @@ static void on_status(uv_timer_t *t)
     state = raft_state(&cl->raft);
     raft_leader(&cl->raft, &lid, &addr);
     note_transitions(n, state, lid, cl->raft.current_term);
+    tcp_nodelay_all(n);
     if (state == RAFT_LEADER)
         announce_self(n);
     cluster_publish_status(n);
