@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "broker/forward.h"
 #include "http_internal.h"
 
 static json_t *member_json(const struct node_member *m)
@@ -42,24 +43,85 @@ static size_t topic_count(struct http_req *r)
     return n;
 }
 
+static json_t *status_json(struct http_req *r, const struct node_status *st)
+{
+    time_t now = time(NULL);
+
+    return json_pack(
+        "{s:I, s:s, s:s, s:I, s:o, s:I, s:I, s:I, s:o, s:I, s:I}", "node_id",
+        (json_int_t)st->node_id, "mode", st->cluster ? "cluster" : "standalone",
+        "state", node_state_name(st->state), "term", (json_int_t)st->term,
+        "leader", leader_json(st), "commit_index", (json_int_t)st->commit_index,
+        "applied_index", (json_int_t)st->applied_index, "last_log_index",
+        (json_int_t)st->last_log_index, "members", members_json(st), "topics",
+        (json_int_t)topic_count(r), "uptime_s",
+        (json_int_t)(now - st->started_ms / 1000));
+}
+
 enum MHD_Result h_cluster_status(struct http_req *r)
 {
     struct node_status st;
-    time_t now = time(NULL);
 
     node_status(r->srv->deps.node, &st);
-    return http_reply_json(
-        r, 200,
-        json_pack("{s:I, s:s, s:s, s:I, s:o, s:I, s:I, s:I, s:o, s:I, s:I}",
-                  "node_id", (json_int_t)st.node_id, "mode",
-                  st.cluster ? "cluster" : "standalone", "state",
-                  node_state_name(st.state), "term", (json_int_t)st.term,
-                  "leader", leader_json(&st), "commit_index",
-                  (json_int_t)st.commit_index, "applied_index",
-                  (json_int_t)st.applied_index, "last_log_index",
-                  (json_int_t)st.last_log_index, "members", members_json(&st),
-                  "topics", (json_int_t)topic_count(r), "uptime_s",
-                  (json_int_t)(now - st.started_ms / 1000)));
+    return http_reply_json(r, 200, status_json(r, &st));
+}
+
+/* ==== overview: every member's status, fetched by this node ==== */
+
+#define OVERVIEW_TIMEOUT_MS 800L
+
+static json_t *remote_status(const struct node_member *m, const char *self)
+{
+    struct forward_request req = {.method = "GET", .base = m->http_address,
+                                  .path = "/cluster/status",
+                                  .forwarded_by = self,
+                                  .timeout_ms = OVERVIEW_TIMEOUT_MS};
+    struct forward_response resp;
+    char errmsg[BRK_ERRMSG_LEN];
+    json_t *o = NULL;
+
+    if (m->http_address[0] != '\0' &&
+        forward_call(&req, &resp, errmsg) == 0) {
+        if (resp.status == 200)
+            o = json_loadb(resp.body, resp.len, 0, NULL);
+        forward_response_free(&resp);
+    }
+    if (o == NULL)
+        return json_pack("{s:I, s:s, s:b, s:s}", "node_id", (json_int_t)m->id,
+                         "http_address", m->http_address, "reachable", 0,
+                         "error", m->http_address[0] ? "unreachable"
+                                                     : "address unknown");
+    json_object_set_new(o, "reachable", json_true());
+    json_object_del(o, "members");
+    return o;
+}
+
+/* GET /cluster/overview: the status of every member as seen from here, so
+ * that the dashboard talks to one node only. */
+enum MHD_Result h_cluster_overview(struct http_req *r)
+{
+    struct node_status st;
+    json_t *nodes = json_array();
+    int i;
+
+    node_status(r->srv->deps.node, &st);
+    for (i = 0; i < st.n_members; i++) {
+        json_t *o;
+        if (st.members[i].id != st.node_id) {
+            json_array_append_new(nodes,
+                                  remote_status(&st.members[i], r->srv->node_id));
+            continue;
+        }
+        o = status_json(r, &st);
+        json_object_set_new(o, "reachable", json_true());
+        json_object_del(o, "members");
+        json_array_append_new(nodes, o);
+    }
+    return http_reply_json(r, 200,
+                           json_pack("{s:I, s:o, s:o, s:o}", "node_id",
+                                     (json_int_t)st.node_id, "leader",
+                                     leader_json(&st), "members",
+                                     members_json(&st), "nodes", nodes));
 }
 
 enum MHD_Result h_cluster_leader(struct http_req *r)

@@ -122,6 +122,7 @@ enum MHD_Result h_cluster_member_add(struct http_req *r);
 enum MHD_Result h_cluster_member_remove(struct http_req *r);
 enum MHD_Result h_cluster_transfer(struct http_req *r);
 enum MHD_Result h_cluster_raft(struct http_req *r);
+enum MHD_Result h_cluster_overview(struct http_req *r);
 enum MHD_Result h_healthz(struct http_req *r);
 enum MHD_Result h_readyz(struct http_req *r);
 enum MHD_Result h_metrics(struct http_req *r);

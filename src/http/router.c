@@ -27,6 +27,8 @@ static const struct route routes[] = {
     {"POST", "/cluster/leader/transfer", h_cluster_transfer,
      "cluster_transfer", true},
     {"GET", "/cluster/raft", h_cluster_raft, "cluster_raft", false},
+    {"GET", "/cluster/overview", h_cluster_overview, "cluster_overview",
+     false},
     {"GET", "/healthz", h_healthz, "healthz", false},
     {"GET", "/readyz", h_readyz, "readyz", false},
     {"GET", "/metrics", h_metrics, "metrics", false},
