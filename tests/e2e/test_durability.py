@@ -302,6 +302,30 @@ class Durability(harness.BrokerTestCase):
                          ["log_start_offset"], 0)
         self.assertEqual(len(b.fetch_all("long", 0)), 200)
 
+    def test_storage_full(self):
+        """Past max_storage_size produce is 507 storage_full, a batch writes nothing, and data stays readable."""
+        b = self.new_broker({"max_storage_size": 20000,
+                             "segment_size": 4096})
+        b.create_topic("full", partitions=1)
+        n = 0
+        while n < 1000:
+            st, _, d = b.post("/topics/full/messages",
+                              {"records": [{"value": "x" * 300}] * 3})
+            if st != 201:
+                break
+            n += 3
+        self.assertEqual((st, d["code"]), (507, "storage_full"), d)
+        info = b.topic_info("full")["partitions"][0]
+        self.assertEqual(info["high_watermark"], n)
+        self.assertLessEqual(info["size_bytes"], 20000)
+        self.assertEqual(len(b.fetch_all("full", 0)), n)
+        b.restart()
+        self.assertEqual(b.topic_info("full")["partitions"][0]
+                         ["high_watermark"], n)
+        self.assertError(b.post("/topics/full/messages",
+                                {"records": [{"value": "x" * 300}] * 3}),
+                         507, "storage_full")
+
 
 if __name__ == "__main__":
     harness.main()
