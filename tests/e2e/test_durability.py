@@ -73,7 +73,14 @@ class Durability(harness.BrokerTestCase):
 
     def test_kill9_under_concurrent_load(self):
         """After kill -9 under 8 producers every acknowledged offset holds its value and offsets are dense."""
-        b = self.new_broker()
+        self.kill9_under_load({})
+
+    def test_kill9_under_load_with_flush_interval(self):
+        """With a positive flush_interval a process crash still loses nothing acknowledged."""
+        self.kill9_under_load({"flush_interval": "500ms"})
+
+    def kill9_under_load(self, overrides):
+        b = self.new_broker(overrides)
         b.create_topic("load", partitions=4)
         acked = []
         lock = threading.Lock()
