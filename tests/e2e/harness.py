@@ -116,6 +116,7 @@ class Broker:
         self.log_path = os.path.join(self.tmp, "broker.log")
         self.stderr_path = os.path.join(self.tmp, "stderr.txt")
         self.config_path = os.path.join(self.tmp, "config.json")
+        self.raft_dir = os.path.join(self.tmp, "raft")  # for cluster configs
         self.host = "127.0.0.1"
         self.port = None
         self.overrides = overrides or {}
@@ -450,6 +451,18 @@ class Broker:
         assert st == 200, st
         return data.decode()
 
+    def waiters(self):
+        """Parked long polls and claims (broker_longpoll_waiters)."""
+        for line in self.metrics().splitlines():
+            if line.startswith("broker_longpoll_waiters "):
+                return int(float(line.split()[1]))
+        return None
+
+    def wait_waiters(self, n, timeout=5):
+        """Wait until at least `n` requests are parked; True if they are.
+        Better than sleeping a guessed time before waking them."""
+        return bool(wait_until(lambda: (self.waiters() or 0) >= n, timeout))
+
     def raw_exchange(self, data, read_timeout=5.0, shutdown_write=False):
         """Send raw bytes on a new socket and read until the server closes
         or `read_timeout` passes without data. Returns (bytes, closed)."""
@@ -516,6 +529,16 @@ def run_broker_cli(args, timeout=10, cwd=None):
     return subprocess.run([BROKER_BIN] + list(args), capture_output=True,
                           text=True, timeout=timeout, cwd=cwd,
                           stdin=subprocess.DEVNULL)
+
+
+def _on_sigterm(signum, frame):
+    # ctest kills a test that runs past its TIMEOUT with SIGTERM: exit
+    # through atexit so that no broker or temp dir is left behind.
+    sys.exit(128 + signum)
+
+
+if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+    signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 @atexit.register

@@ -1,7 +1,6 @@
 """Long-poll fetches (API.md: wait_ms, "Waiting clients cost no busy
 CPU")."""
 import os
-import re
 import statistics
 import sys
 import threading
@@ -36,17 +35,12 @@ class LongPoll(harness.BrokerTestCase):
         th.start()
         return th, res
 
-    def waiters(self):
-        m = re.search(r"^broker_longpoll_waiters (\d+)", self.b.metrics(),
-                      re.M)
-        return int(m.group(1)) if m else None
-
     def test_wakes_on_produce(self):
         """A fetch with wait_ms=5000 at the high watermark returns right after a produce, with that message."""
         self.b.create_topic("wake", partitions=2)
         self.b.produce("wake", "old", partition=0)
         th, res = self.background_fetch("wake", 0, offset=1, wait_ms=5000)
-        time.sleep(0.3)
+        self.assertTrue(self.b.wait_waiters(1), "the long poll never parked")
         self.assertTrue(th.is_alive(), "long poll returned before a produce")
         t_prod = time.monotonic()
         self.b.produce("wake", "other partition", partition=1)
@@ -66,7 +60,7 @@ class LongPoll(harness.BrokerTestCase):
         self.b.produce_batch("wakelatest", [{"value": i} for i in range(3)])
         th, res = self.background_fetch("wakelatest", 0, offset="latest",
                                         wait_ms=5000)
-        time.sleep(0.2)
+        self.assertTrue(self.b.wait_waiters(1), "the long poll never parked")
         self.b.produce("wakelatest", "next")
         th.join(6)
         self.assertEqual([(m["offset"], m["value"])
@@ -111,10 +105,9 @@ class LongPoll(harness.BrokerTestCase):
         b.create_topic("busy", partitions=1)
         polls = [self.background_fetch("parked", 0, offset=0, wait_ms=15000)
                  for _ in range(200)]
-        self.assertTrue(harness.wait_until(lambda: self.waiters() == 200, 5,
-                                           interval=0.05),
+        self.assertTrue(b.wait_waiters(200),
                         "200 long polls never parked (waiters=%s)"
-                        % self.waiters())
+                        % b.waiters())
         # Idle CPU while they wait.
         c0, t0 = b.cpu_ticks(), time.monotonic()
         time.sleep(1.0)
@@ -145,7 +138,7 @@ class LongPoll(harness.BrokerTestCase):
             self.assertEqual([m["value"] for m in r["body"]["messages"]],
                              ["wake up"])
         self.assertLess(max(r["t"] for r in woken) - t_prod, 2.0)
-        self.assertEqual(self.waiters(), 0)
+        self.assertEqual(b.waiters(), 0)
 
 
 if __name__ == "__main__":

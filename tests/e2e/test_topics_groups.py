@@ -370,7 +370,7 @@ class Groups(harness.BrokerTestCase):
 
         th = threading.Thread(target=claimer)
         th.start()
-        time.sleep(0.3)
+        self.assertTrue(self.b.wait_waiters(1), "the claim never parked")
         self.b.produce("cw", "wake", partition=1)
         th.join(10)
         self.assertFalse(th.is_alive())
