@@ -37,6 +37,7 @@ struct fixture {
     size_t n;
     uint8_t *entry;         /* encoded entry */
     size_t len;
+    size_t content;         /* bytes before the zero padding */
 };
 
 static int setup(void **state)
@@ -207,6 +208,26 @@ static void free_decoded(struct cmd *cmds, size_t n)
     free(cmds);
 }
 
+static uint32_t get_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+/* Length of the header and commands of an encoded entry, without the
+ * padding: walk the commands by their body lengths. */
+static size_t content_len(const uint8_t *e, size_t len)
+{
+    size_t at = HDR_SIZE, i, n = get_le32(e + HDR_COUNT_AT);
+
+    for (i = 0; i < n; i++) {
+        assert_true(at + 5 <= len);
+        at += 5 + get_le32(e + at + 1);
+    }
+    assert_true(at <= len);
+    return at;
+}
+
 /* Encode f->cmds[0..n) into f->entry. */
 static void encode(struct fixture *f, int64_t ts)
 {
@@ -219,6 +240,7 @@ static void encode(struct fixture *f, int64_t ts)
     f->entry = NULL;
     assert_int_equal(cmd_encode_entry(ts, ptrs, f->n, &f->entry, &f->len), 0);
     assert_non_null(f->entry);
+    f->content = content_len(f->entry, f->len);
 }
 
 /* Encode, decode and compare every command and the timestamp. */
@@ -369,7 +391,8 @@ static void test_roundtrip_empty_entry(void **state)
     int64_t ts = 0;
 
     encode(f, INT64_MIN);
-    assert_int_equal(f->len, HDR_SIZE);
+    assert_int_equal(f->content, HDR_SIZE);
+    assert_int_equal(f->len, (HDR_SIZE + 7) / 8 * 8);
     assert_int_equal(cmd_decode_entry(f->entry, f->len, &ts, &out, &n), 0);
     assert_int_equal(n, 0);
     assert_int_equal(ts, INT64_MIN);
@@ -398,8 +421,9 @@ static void test_roundtrip_limits(void **state)
 
 /* ==== damaged input ==== */
 
-/* Every strict prefix of a valid entry is BRK_ECORRUPT, without reading
- * past the given length. */
+/* Every prefix of a valid entry that cuts into its commands is
+ * BRK_ECORRUPT, without reading past the given length; cutting only
+ * padding still decodes. */
 static void test_truncated_every_length(void **state)
 {
     struct fixture *f = *state;
@@ -407,9 +431,33 @@ static void test_truncated_every_length(void **state)
 
     build_every_type(f);
     encode(f, 7);
-    for (len = 0; len < f->len; len++)
+    for (len = 0; len < f->content; len++)
         assert_int_equal(decode_copy(f->entry, len), BRK_ECORRUPT);
-    assert_int_equal(decode_copy(f->entry, f->len), 0);
+    for (; len <= f->len; len++)
+        assert_int_equal(decode_copy(f->entry, len), 0);
+}
+
+/* Encoded entries are zero-padded to a multiple of 8 bytes (c-raft),
+ * with less than 8 bytes of padding. */
+static void test_padding(void **state)
+{
+    struct fixture *f = *state;
+    size_t n, i;
+
+    for (n = 0; n < 9; n++) {
+        f->n = n;
+        if (n > 0) {
+            f->cmds[n - 1].type = CMD_DELETE_GROUP;
+            /* Group names of varied length move the end around. */
+            memset(f->cmds[n - 1].group, 'g', n);
+        }
+        encode(f, 7);
+        assert_int_equal(f->len % 8, 0);
+        assert_true(f->len - f->content < 8);
+        for (i = f->content; i < f->len; i++)
+            assert_int_equal(f->entry[i], 0);
+        assert_int_equal(decode_copy(f->entry, f->len), 0);
+    }
 }
 
 /* A wrong magic or version is refused. */
@@ -433,20 +481,30 @@ static void test_wrong_magic_version(void **state)
     assert_int_equal(decode_copy(f->entry, f->len), 0);
 }
 
-/* Bytes after the last command are refused. */
+/* Bytes after the last command other than under 8 zero bytes of padding
+ * are refused. */
 static void test_trailing_garbage(void **state)
 {
     struct fixture *f = *state;
     uint8_t *longer;
+    size_t i;
 
     build_every_type(f);
     encode(f, 7);
-    longer = malloc(f->len + 3);
+    longer = calloc(1, f->content + 16);
     assert_non_null(longer);
-    memcpy(longer, f->entry, f->len);
-    memset(longer + f->len, 0, 3);
-    assert_int_equal(decode_copy(longer, f->len + 1), BRK_ECORRUPT);
-    assert_int_equal(decode_copy(longer, f->len + 3), BRK_ECORRUPT);
+    memcpy(longer, f->entry, f->content);
+    /* Eight or more zero bytes are not padding. */
+    assert_int_equal(decode_copy(longer, f->content + 8), BRK_ECORRUPT);
+    assert_int_equal(decode_copy(longer, f->content + 16), BRK_ECORRUPT);
+    /* A non-zero byte anywhere after the commands. */
+    for (i = 0; i < 8; i++) {
+        longer[f->content + i] = 'x';
+        assert_int_equal(decode_copy(longer, f->content + 8), BRK_ECORRUPT);
+        assert_int_equal(decode_copy(longer, f->content + i + 1),
+                         BRK_ECORRUPT);
+        longer[f->content + i] = 0;
+    }
     free(longer);
 }
 
@@ -461,13 +519,14 @@ static void test_garbage_inside_body(void **state)
     snprintf(f->cmds[0].group, sizeof(f->cmds[0].group), "g");
     f->n = 1;
     encode(f, 7);
-    longer = malloc(f->len + 1);
+    longer = calloc(1, f->content + 8);
     assert_non_null(longer);
-    memcpy(longer, f->entry, f->len);
-    longer[f->len] = 0;
+    memcpy(longer, f->entry, f->content);
     /* Body length (after the type byte) grows by one to take the byte. */
-    put_le32(longer + HDR_SIZE + 1, (uint32_t)(f->len - HDR_SIZE - 5 + 1));
-    assert_int_equal(decode_copy(longer, f->len + 1), BRK_ECORRUPT);
+    put_le32(longer + HDR_SIZE + 1,
+             (uint32_t)(f->content - HDR_SIZE - 5 + 1));
+    assert_int_equal(decode_copy(longer, f->content + 1), BRK_ECORRUPT);
+    assert_int_equal(decode_copy(longer, f->content + 8), BRK_ECORRUPT);
     free(longer);
 }
 
@@ -540,7 +599,8 @@ static void test_absurd_counts(void **state)
     assert_int_equal(decode_copy(copy, f->len), BRK_ECORRUPT);
     /* Offset count: the last field of the body. */
     memcpy(copy, f->entry, f->len);
-    put_le32(copy + f->len - 4, 0xFFFFFFFFu);
+    assert_int_equal(get_le32(copy + f->content - 4), 0);
+    put_le32(copy + f->content - 4, 0xFFFFFFFFu);
     assert_int_equal(decode_copy(copy, f->len), BRK_ECORRUPT);
     /* A topic string longer than a topic name can be. */
     memcpy(copy, f->entry, f->len);
@@ -659,6 +719,7 @@ int main(void)
         T(test_roundtrip_empty_entry),
         T(test_roundtrip_limits),
         T(test_truncated_every_length),
+        T(test_padding),
         T(test_wrong_magic_version),
         T(test_trailing_garbage),
         T(test_garbage_inside_body),
