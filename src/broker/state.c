@@ -264,6 +264,12 @@ static void apply_produce(struct state *s, const struct cmd *c, uint64_t index,
 
     if (t == NULL)
         return;
+    if (t->created_index > index) {
+        /* Replay after a restart: this produce wrote to an older topic of
+         * the same name, deleted and created again since. */
+        topic_put(t);
+        return;
+    }
     res->timestamp = ts;
     res->err = produce_check(s, c, t, res);
     if (res->err == 0) {
@@ -370,10 +376,16 @@ static void apply_claim(struct state *s, const struct cmd *c, uint64_t index,
 }
 
 static void apply_truncate(struct state *s, const struct cmd *c,
-                           struct cmd_result *res)
+                           uint64_t index, struct cmd_result *res)
 {
     struct topic *t = topic_registry_get(s->topics, c->topic);
 
+    if (t != NULL && t->created_index > index) {
+        /* Replay: the offsets were those of an older topic of the same
+         * name; cutting the newer one would lose its records. */
+        topic_put(t);
+        return;
+    }
     if (t == NULL || c->partition >= t->n_partitions) {
         res->err = BRK_EUNKNOWN_TOPIC;
     } else {
@@ -406,7 +418,7 @@ void state_apply(struct state *s, const struct cmd *c, uint64_t index,
     case CMD_COMMIT_OFFSETS: apply_commit(s, c, res, fx); break;
     case CMD_DELETE_GROUP: apply_delete_group(s, c, res, fx); break;
     case CMD_CLAIM: apply_claim(s, c, index, res, fx); break;
-    case CMD_TRUNCATE: apply_truncate(s, c, res); break;
+    case CMD_TRUNCATE: apply_truncate(s, c, index, res); break;
     case CMD_SET_MEMBER: break; /* handled by the cluster node */
     default:
         res->err = brk_errf(res->errmsg, BRK_EINTERNAL, "unknown command %d",

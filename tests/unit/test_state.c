@@ -100,6 +100,9 @@ static int apply(struct fixture *f)
     return rv;
 }
 
+static int claim(struct fixture *f, const char *topic, const char *group,
+                 uint32_t limit);
+
 /* ==== building commands ==== */
 
 static void begin(struct fixture *f, enum cmd_type type, const char *topic)
@@ -544,6 +547,148 @@ static void test_replay_partial_produce(void **state)
     assert_values(f, "t", 1, p1);
 }
 
+/* Persist the groups as the loop does after a batch. */
+static void persist_groups(struct fixture *f)
+{
+    bool err = true;
+    char *text = group_store_take_dirty(f->st.groups, &err);
+
+    assert_false(err);
+    assert_non_null(text);
+    assert_int_equal(group_store_write(f->st.groups, text, f->errmsg), 0);
+    free(text);
+}
+
+/* Replaying create, delete and re-create of a topic after a restart
+ * leaves the re-created topic and its records alone. */
+static void test_replay_create_delete(void **state)
+{
+    struct fixture *f = *state;
+    struct cmd log[5];
+    const char *want[] = {"second", NULL};
+    struct topic *t;
+    int i;
+
+    memset(log, 0, sizeof(log));
+    create_topic(f, "t", 1);                    /* 1 */
+    log[0] = f->c;
+    memset(&f->c, 0, sizeof(f->c));
+    produce_n(f, "t", 1, 1);                    /* 2 */
+    log[1] = f->c;
+    memset(&f->c, 0, sizeof(f->c));
+    begin(f, CMD_DELETE_TOPIC, "t");            /* 3 */
+    assert_int_equal(apply(f), 0);
+    log[2] = f->c;
+    memset(&f->c, 0, sizeof(f->c));
+    create_topic(f, "t", 2);                    /* 4 */
+    log[3] = f->c;
+    memset(&f->c, 0, sizeof(f->c));
+    begin(f, CMD_PRODUCE, "t");                 /* 5 */
+    add_record(f, 1, NULL, "second");
+    assert_int_equal(apply(f), 0);
+    log[4] = f->c;
+    memset(&f->c, 0, sizeof(f->c));
+    restart(f);
+    assert_int_equal(state_last_index(&f->st), 5);
+    for (i = 0; i < 5; i++) {
+        cmd_clear(&f->c);
+        f->c = log[i];
+        memset(&log[i], 0, sizeof(log[i]));
+        assert_int_equal(apply_raw(f, (uint64_t)i + 1), 0);
+        assert_int_equal(f->fx.n_deleted, 0);
+        publish(f);
+    }
+    t = topic_registry_get(f->st.topics, "t");
+    assert_non_null(t);
+    assert_int_equal(t->n_partitions, 2);
+    assert_int_equal(t->created_index, 4);
+    topic_put(t);
+    assert_values(f, "t", 1, want);
+    assert_int_equal(next_offset(f, "t", 0), 0);
+}
+
+/* A replayed truncate of an older topic of the same name leaves the
+ * re-created topic's segments alone. */
+static void test_replay_truncate_recreated(void **state)
+{
+    struct fixture *f = *state;
+    struct cmd truncate;
+    struct partition_stats st;
+    uint64_t truncate_index;
+    char v[200];
+    int i;
+
+    memset(v, 'v', sizeof(v) - 1);
+    v[sizeof(v) - 1] = '\0';
+    create_topic(f, "t", 1);
+    for (i = 0; i < 12; i++) {
+        begin(f, CMD_PRODUCE, "t");
+        add_record(f, 0, NULL, v);
+        assert_int_equal(apply(f), 0);
+    }
+    begin(f, CMD_TRUNCATE, "t");
+    f->c.before = 8;
+    assert_int_equal(apply(f), 0);
+    truncate_index = f->index;
+    truncate = f->c;
+    memset(&f->c, 0, sizeof(f->c));
+    begin(f, CMD_DELETE_TOPIC, "t");
+    assert_int_equal(apply(f), 0);
+    create_topic(f, "t", 1);
+    for (i = 0; i < 12; i++) {
+        begin(f, CMD_PRODUCE, "t");
+        add_record(f, 0, NULL, v);
+        assert_int_equal(apply(f), 0);
+    }
+    restart(f);
+    cmd_clear(&f->c);
+    f->c = truncate;
+    assert_int_equal(apply_raw(f, truncate_index), 0);
+    partition_stats(part(f, "t", 0), &st);
+    assert_int_equal(st.log_start_offset, 0);
+    assert_int_equal(st.next_offset, 12);
+}
+
+/* Group commands at or below the applied index saved with the groups are
+ * skipped after a restart, so a replayed claim does not move offsets
+ * twice; the next command proceeds. */
+static void test_replay_groups(void **state)
+{
+    struct fixture *f = *state;
+    struct cmd saved;
+    uint64_t off, claim_index;
+
+    create_topic(f, "t", 1);
+    produce_n(f, "t", 1, 10);
+    assert_int_equal(claim(f, "t", "g", 4), 0);
+    claim_index = f->index;
+    assert_int_equal(f->res.claimed[0].to, 4);
+    saved = f->c;
+    memset(&f->c, 0, sizeof(f->c));
+    persist_groups(f);
+    restart(f);
+    assert_int_equal(state_last_index(&f->st), claim_index);
+    cmd_clear(&f->c);
+    f->c = saved;
+    assert_int_equal(apply_raw(f, claim_index), 0);
+    assert_int_equal(f->res.n_claimed, 0);
+    assert_int_equal(group_offset(f->st.groups, "g", "t", 0, &off), 0);
+    assert_int_equal(off, 4);
+    /* A commit replayed at an old index is skipped as well. */
+    begin(f, CMD_COMMIT_OFFSETS, "");
+    snprintf(f->c.group, sizeof(f->c.group), "g");
+    add_offset(f, "t", 0, 0);
+    assert_int_equal(apply_raw(f, claim_index - 1), 0);
+    assert_int_equal(group_offset(f->st.groups, "g", "t", 0, &off), 0);
+    assert_int_equal(off, 4);
+    /* The next claim continues. */
+    f->index = state_last_index(&f->st);
+    assert_int_equal(claim(f, "t", "g", 4), 0);
+    assert_int_equal(f->res.n_claimed, 1);
+    assert_int_equal(f->res.claimed[0].from, 4);
+    assert_int_equal(f->res.claimed[0].to, 8);
+}
+
 /* The last index also counts topics that hold no record yet. */
 static void test_last_index_counts_creates(void **state)
 {
@@ -895,6 +1040,9 @@ int main(void)
         T(test_replay_after_restart),
         T(test_replay_partial_produce),
         T(test_last_index_counts_creates),
+        T(test_replay_create_delete),
+        T(test_replay_truncate_recreated),
+        T(test_replay_groups),
         T(test_commit_offsets),
         T(test_commit_all_or_nothing),
         T(test_delete_group),
