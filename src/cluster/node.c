@@ -4,16 +4,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "broker/clock.h"
 #include "broker/log.h"
 #include "node_internal.h"
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 const char *node_state_name(enum node_state s)
 {
@@ -184,7 +177,7 @@ static void on_retention(uv_timer_t *timer)
     struct topic **list;
     size_t count, i;
     uint32_t p;
-    int64_t now = wall_ms();
+    int64_t now = clock_wall_ms();
 
     /* In a cluster only the leader decides; the truncation is replicated
      * so log_start_offset is the same on every node. */
@@ -277,7 +270,7 @@ static void init_status(struct node *n)
     m->role = NODE_ROLE_VOTER;
     s->leader = *m;
     s->n_members = 1;
-    s->started_ms = wall_ms();
+    s->started_ms = clock_wall_ms();
 }
 
 static int init_handles(struct node *n)

@@ -8,19 +8,12 @@
 #include <time.h>
 
 #include "broker/fsutil.h"
+#include "broker/clock.h"
 #include "broker/log.h"
 #include "node_internal.h"
 
 #define STATUS_POLL_MS 50
 #define ENTRY_MAX_BYTES (8u << 20) /* soft cap per Raft entry */
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ==== members' HTTP addresses ==== */
 
@@ -309,7 +302,7 @@ static size_t cmd_bytes(const struct cmd *c)
 
 void cluster_propose(struct node *n, struct work **works, size_t count)
 {
-    int64_t ts = wall_ms();
+    int64_t ts = clock_wall_ms();
     size_t start = 0, i, bytes = 0;
     struct work **chunk;
 

@@ -6,16 +6,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker/clock.h"
 #include "broker/log.h"
 #include "node_internal.h"
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static bool claim_should_wait(struct node *n, struct work *w)
 {
@@ -100,7 +93,7 @@ static void after_sync(uv_work_t *req, int status)
 
 static void apply_all(struct node *n, struct sbatch *b)
 {
-    int64_t ts = wall_ms();
+    int64_t ts = clock_wall_ms();
     size_t i;
 
     for (i = 0; i < b->n; i++)

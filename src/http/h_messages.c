@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "broker/clock.h"
 #include "broker/metrics.h"
 #include "http_internal.h"
 
@@ -274,7 +275,7 @@ static enum MHD_Result produce_done(struct http_req *r)
     metrics_add(MET_PRODUCE_REQUESTS, 1);
     metrics_add(MET_PRODUCE_MESSAGES, res->n_produced);
     metrics_add(MET_PRODUCE_BYTES, bytes);
-    metrics_produce_latency((double)(http_now_ns() - r->t0_ns) / 1e9);
+    metrics_produce_latency((double)(clock_mono_ns() - r->t0_ns) / 1e9);
     if (!r->batch)
         return http_reply_json(
             r, 201,

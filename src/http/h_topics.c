@@ -64,10 +64,13 @@ enum MHD_Result h_topics_create(struct http_req *r)
     if (!http_json_u64(r, body, "partitions", "partitions", 1,
                        (uint64_t)cfg->max_topic_partitions,
                        (uint64_t)cfg->default_partitions, &parts, &ret) ||
-        !parse_retention(r, body, &retention, &ret) ||
-        (w = http_work_new(r, WORK_CMD)) == NULL) {
+        !parse_retention(r, body, &retention, &ret)) {
         json_decref(body);
         return ret;
+    }
+    if ((w = http_work_new(r, WORK_CMD)) == NULL) {
+        json_decref(body);
+        return http_reply_error(r, BRK_ENOMEM, "out of memory");
     }
     w->cmd.type = CMD_CREATE_TOPIC;
     snprintf(w->cmd.topic, sizeof(w->cmd.topic), "%s", json_string_value(name));

@@ -101,7 +101,6 @@ enum MHD_Result http_submit(struct http_req *r, struct work *w,
 struct work *http_work_new(struct http_req *r, enum work_type type);
 /* The parsed JSON body (an object), or NULL after replying 400. */
 json_t *http_body_object(struct http_req *r, enum MHD_Result *ret);
-uint64_t http_now_ns(void);
 
 /* ==== handlers ==== */
 enum MHD_Result h_produce(struct http_req *r);

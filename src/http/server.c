@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker/clock.h"
 #include "broker/log.h"
 #include "http_internal.h"
 
@@ -24,14 +25,6 @@
 #define HTTP_THREADS_CLUSTER 8
 #define HTTP_CONNECTION_LIMIT 10000
 #define HTTP_CONNECTION_MEMORY 16384
-
-uint64_t http_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* ==== request lifecycle ==== */
 
@@ -178,7 +171,7 @@ static enum MHD_Result req_begin(struct http_server *s, struct MHD_Connection *c
     r->url = url;
     r->method = method;
     r->route = -1;
-    r->t0_ns = http_now_ns();
+    r->t0_ns = clock_mono_ns();
     *con_cls = r;
     cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
