@@ -525,7 +525,15 @@ def parse_raw_response(buf):
 
 def run_broker_cli(args, timeout=10, cwd=None):
     """Run the binary with `args` (not as a server that must be stopped);
-    returns CompletedProcess (text). Kills it after `timeout`."""
+    returns CompletedProcess (text). Kills it after `timeout`. Without
+    `cwd` it runs in a throw-away directory, so that a broker that starts
+    by mistake never touches ./data of the caller."""
+    if cwd is None:
+        tmp = tempfile.mkdtemp(prefix="e2e-cli-")
+        try:
+            return run_broker_cli(args, timeout, tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return subprocess.run([BROKER_BIN] + list(args), capture_output=True,
                           text=True, timeout=timeout, cwd=cwd,
                           stdin=subprocess.DEVNULL)
