@@ -334,6 +334,21 @@ static int load_topics(struct topic_registry *reg, char *errmsg)
     return rv;
 }
 
+/* glibc's default rwlock prefers readers: HTTP threads looking topics up
+ * back to back could keep the loop thread waiting in create or delete
+ * indefinitely. Prefer the writer (no read lock is ever taken twice by
+ * one thread, which this kind would not allow). */
+static void lock_init(pthread_rwlock_t *lock)
+{
+    pthread_rwlockattr_t attr;
+
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr,
+                                  PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+}
+
 int topic_registry_open(const char *data_dir,
                         const struct partition_options *popt,
                         struct topic_registry **out, char *errmsg)
@@ -343,7 +358,7 @@ int topic_registry_open(const char *data_dir,
 
     if (reg == NULL)
         return brk_errf(errmsg, BRK_ENOMEM, "allocate topic registry");
-    pthread_rwlock_init(&reg->lock, NULL);
+    lock_init(&reg->lock);
     reg->popt = *popt;
     snprintf(reg->topics_dir, sizeof(reg->topics_dir), "%s/topics", data_dir);
     snprintf(reg->trash_dir, sizeof(reg->trash_dir), "%s/trash", data_dir);

@@ -442,7 +442,8 @@ static void *read_loop(void *arg)
 }
 
 /* Lookups and lists from other threads stay safe while the loop thread
- * creates topics and the registry's array grows. */
+ * creates topics and the registry's array grows, and do not starve it
+ * (with a reader-preferring lock this case took ~10 s under ASan). */
 static void test_get_while_creating(void **state)
 {
     struct fixture *f = *state;
