@@ -174,7 +174,7 @@ class Broker:
             if rc is not None and "cannot listen" in log and attempt < 2:
                 self._collect_stderr()
                 continue
-            self.kill9()
+            self.kill9(check=False)
             self.fail(
                 "broker did not become healthy within %.0f s (exit %s)\n"
                 "--- stderr ---\n%s\n--- log tail ---\n%s"
@@ -222,7 +222,7 @@ class Broker:
         try:
             rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.kill9()
+            self.kill9(check=False)
             self.fail("broker did not exit within %.0f s of SIGTERM\n"
                       "--- log tail ---\n%s" % (timeout, tail(self.log())))
         self._collect_stderr()
@@ -233,11 +233,20 @@ class Broker:
                       % (rc, tail(self.stderr()), tail(self.log())))
         return rc
 
-    def kill9(self):
-        """SIGKILL (a crash); the data dir stays."""
+    def kill9(self, check=True):
+        """SIGKILL (a crash); the data dir stays. With `check`, a broker
+        that had already died on its own (a crash the test did not ask
+        for) is reported."""
         if self.running():
             self.proc.kill()
             self.proc.wait(STOP_TIMEOUT)
+        elif check and self.proc is not None and \
+                self.proc.returncode not in (0, -9) and \
+                not self.problem_reported:
+            self._collect_stderr()
+            self.fail("broker had already died with %s before kill -9\n%s"
+                      % (self.proc.returncode,
+                         tail(self.stderr() + self.log())))
         self._collect_stderr()
 
     def restart(self, overrides=None, hard=False):
@@ -258,7 +267,7 @@ class Broker:
             return
         self.cleaned = True
         try:
-            self.kill9()
+            self.kill9(check=False)
             report = "" if self.problem_reported else self.sanitizer_report()
         finally:
             shutil.rmtree(self.tmp, ignore_errors=True)
