@@ -139,18 +139,35 @@ static void apply_create(struct state *s, const struct cmd *c, uint64_t index,
                                      res->errmsg);
 }
 
+/* A delete that finds no topic to remove may be a replay whose topic
+ * is already gone (or created again) while the saved groups, older than
+ * the delete, still hold offsets of the old topic: forget them. Live, no
+ * offsets exist for a missing topic, so this changes nothing. Offsets of
+ * a newer topic came from group commands past the delete and make the
+ * saved applied index newer than it. */
+static void forget_replayed(struct state *s, const struct cmd *c,
+                            uint64_t index, struct state_effects *fx)
+{
+    if (index <= group_store_applied_index(s->groups))
+        return;
+    group_forget_topic(s->groups, c->topic);
+    fx->groups_changed = true;
+}
+
 static void apply_delete(struct state *s, const struct cmd *c, uint64_t index,
                          struct cmd_result *res, struct state_effects *fx)
 {
     struct topic *t = topic_registry_get(s->topics, c->topic);
 
     if (t == NULL) {
+        forget_replayed(s, c, index, fx);
         res->err = brk_errf(res->errmsg, BRK_EUNKNOWN_TOPIC,
                             "unknown topic '%s'", c->topic);
         return;
     }
     if (t->created_index > index) {
         /* Replay after a restart: a later create made this topic. */
+        forget_replayed(s, c, index, fx);
         topic_put(t);
         return;
     }

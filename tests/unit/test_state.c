@@ -649,6 +649,48 @@ static void test_replay_truncate_recreated(void **state)
     assert_int_equal(st.next_offset, 12);
 }
 
+/* Commit @off for partition 0 of @topic in group "g" as the next command. */
+static void commit_one(struct fixture *f, const char *topic, uint64_t off)
+{
+    begin(f, CMD_COMMIT_OFFSETS, "");
+    snprintf(f->c.group, sizeof(f->c.group), "g");
+    add_offset(f, topic, 0, off);
+    assert_int_equal(apply(f), 0);
+}
+
+/* A topic delete replayed after a restart forgets the group offsets the
+ * saved groups still hold for the old topic, whether the name was
+ * created again since or not. */
+static void test_replay_delete_forgets_offsets(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t off, delete_index;
+    int recreate;
+
+    for (recreate = 0; recreate < 2; recreate++) {
+        create_topic(f, "t", 1);
+        commit_one(f, "t", 5);
+        commit_one(f, "t", 6);
+        persist_groups(f);
+        /* Crash after the delete (and maybe a re-create) without saving
+         * the groups that forgot the offsets. */
+        begin(f, CMD_DELETE_TOPIC, "t");
+        assert_int_equal(apply(f), 0);
+        delete_index = f->index;
+        if (recreate)
+            create_topic(f, "t", 1);
+        restart(f);
+        assert_int_equal(group_offset(f->st.groups, "g", "t", 0, &off), 0);
+        begin(f, CMD_DELETE_TOPIC, "t");
+        apply_raw(f, delete_index);
+        assert_int_equal(f->fx.n_deleted, 0);
+        assert_int_equal(group_offset(f->st.groups, "g", "t", 0, &off),
+                         BRK_ENOT_FOUND);
+        assert_true(f->fx.groups_changed);
+        assert_int_equal(topic_exists(f, "t"), recreate);
+    }
+}
+
 /* Group commands at or below the applied index saved with the groups are
  * skipped after a restart, so a replayed claim does not move offsets
  * twice; the next command proceeds. */
@@ -1043,6 +1085,7 @@ int main(void)
         T(test_replay_create_delete),
         T(test_replay_truncate_recreated),
         T(test_replay_groups),
+        T(test_replay_delete_forgets_offsets),
         T(test_commit_offsets),
         T(test_commit_all_or_nothing),
         T(test_delete_group),
