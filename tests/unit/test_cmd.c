@@ -663,6 +663,8 @@ static void test_big_count_small_allocation(void **state)
     if (pid == 0) {
         getrlimit(RLIMIT_AS, &lim);
         lim.rlim_cur = vm_size() + (256ull << 20);
+        if (lim.rlim_max != RLIM_INFINITY && lim.rlim_cur > lim.rlim_max)
+            lim.rlim_cur = lim.rlim_max;
         if (setrlimit(RLIMIT_AS, &lim) != 0)
             _exit(2);
         _exit(decode_big_count() == BRK_ECORRUPT ? 0 : 1);
