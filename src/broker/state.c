@@ -357,6 +357,38 @@ static int claim_add(struct cmd_result *res, uint32_t p, uint64_t from,
     return 0;
 }
 
+/* cmd_index of the record at @offset, or UINT64_MAX when unreadable. */
+static uint64_t record_cmd_at(struct partition *p, uint64_t offset)
+{
+    struct partition_read_result r = {0};
+    char errmsg[BRK_ERRMSG_LEN];
+    uint64_t idx = UINT64_MAX;
+
+    if (partition_read(p, offset, 1, 0, &r, errmsg) == 0 && r.n == 1)
+        idx = r.recs[0].cmd_index;
+    partition_read_result_free(&r);
+    return idx;
+}
+
+/* The end of what a claim numbered @index could see: records written by
+ * later commands are on disk when a claim is replayed after a restart,
+ * and must not be handed out again by the replay. Records are in command
+ * order, so the first later one is found by bisection in [@lo, @hi). */
+static uint64_t claim_end(struct partition *p, uint64_t lo, uint64_t hi,
+                          uint64_t index, const struct partition_stats *st)
+{
+    if (st->last_cmd_index <= index)
+        return hi; /* the usual case: nothing newer exists */
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (record_cmd_at(p, mid) > index)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
 /* Hand out up to @c->limit visible messages of the topic, advancing the
  * group's offsets. Partitions are visited from a rotating start so that
  * no partition starves. */
@@ -364,7 +396,7 @@ static void apply_claim(struct state *s, const struct cmd *c, uint64_t index,
                         struct cmd_result *res, struct state_effects *fx)
 {
     struct topic *t = topic_registry_get(s->topics, c->topic);
-    uint64_t left = c->limit, off, take;
+    uint64_t left = c->limit, off, take, end;
     uint32_t i, p;
     struct partition_stats st;
 
@@ -379,9 +411,12 @@ static void apply_claim(struct state *s, const struct cmd *c, uint64_t index,
         if (group_offset(s->groups, c->group, t->name, p, &off) != 0 ||
             off < st.log_start_offset)
             off = st.log_start_offset;
-        if (off >= st.high_watermark)
+        end = off < st.high_watermark
+                  ? claim_end(t->partitions[p], off, st.high_watermark, index, &st)
+                  : off;
+        if (off >= end)
             continue;
-        take = st.high_watermark - off < left ? st.high_watermark - off : left;
+        take = end - off < left ? end - off : left;
         res->err = claim_add(res, p, off, off + take);
         if (res->err == 0)
             res->err = group_commit(s->groups, c->group, t->name, p,

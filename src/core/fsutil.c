@@ -115,23 +115,29 @@ int fsutil_read_file(const char *path, size_t max, char **out, size_t *len,
                      char *errmsg)
 {
     FILE *f = fopen(path, "rb");
+    struct stat st;
     char *buf;
-    size_t n;
+    size_t n, limit = max;
 
     if (f == NULL)
         return brk_errf(errmsg, errno == ENOENT ? BRK_ENOT_FOUND : BRK_EIO,
                         "open %s: %s", path, strerror(errno));
+    /* Size the buffer from the file, not from the limit: the limit can be
+     * large (groups.json allows 256 MiB). */
+    if (fstat(fileno(f), &st) == 0 && st.st_size >= 0 &&
+        (size_t)st.st_size < max)
+        max = (size_t)st.st_size + 1; /* +1 notices a file that grew */
     buf = malloc(max + 1);
     if (buf == NULL) {
         fclose(f);
         return brk_errf(errmsg, BRK_ENOMEM, "read %s", path);
     }
     n = fread(buf, 1, max + 1, f);
-    if (ferror(f) || n > max) {
+    if (ferror(f) || n > limit) {
         fclose(f);
         free(buf);
         return brk_errf(errmsg, BRK_EIO, "read %s: %s", path,
-                        n > max ? "file too large" : "read error");
+                        n > limit ? "file too large" : "read error");
     }
     fclose(f);
     buf[n] = '\0';

@@ -731,6 +731,30 @@ static void test_replay_groups(void **state)
     assert_int_equal(f->res.claimed[0].to, 8);
 }
 
+/* A claim replayed after a restart, whose group offsets were never saved,
+ * hands out only what existed when it first ran: records of later
+ * commands that are already on disk are not claimed by the replay. */
+static void test_replay_claim_bounded(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t claim_index;
+
+    create_topic(f, "t", 1);
+    produce_n(f, "t", 1, 4);
+    assert_int_equal(claim(f, "t", "g", 100), 0);
+    claim_index = f->index;
+    assert_int_equal(f->res.claimed[0].to, 4);
+    produce_n(f, "t", 1, 4); /* a later command: offsets 4..7 */
+    restart(f);              /* groups.json was never written */
+    begin(f, CMD_CLAIM, "t");
+    snprintf(f->c.group, sizeof(f->c.group), "%s", "g");
+    f->c.limit = 100;
+    assert_int_equal(apply_raw(f, claim_index), 0);
+    assert_int_equal(f->res.n_claimed, 1);
+    assert_int_equal(f->res.claimed[0].from, 0);
+    assert_int_equal(f->res.claimed[0].to, 4);
+}
+
 /* The last index also counts topics that hold no record yet. */
 static void test_last_index_counts_creates(void **state)
 {
@@ -1085,6 +1109,7 @@ int main(void)
         T(test_replay_create_delete),
         T(test_replay_truncate_recreated),
         T(test_replay_groups),
+        T(test_replay_claim_bounded),
         T(test_replay_delete_forgets_offsets),
         T(test_commit_offsets),
         T(test_commit_all_or_nothing),
