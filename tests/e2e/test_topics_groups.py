@@ -138,7 +138,7 @@ class TopicChurn(harness.BrokerTestCase):
     def test_delete_under_load(self):
         """Deleting a topic again and again under produce, fetch and claim load gives only API statuses and no crash."""
         b = self.new_broker({"default_partitions": 3, "segment_size": 4096})
-        stop = __import__("threading").Event()
+        stop = threading.Event()
         seen, errors = {}, []
         allowed = {"produce": {201}, "fetch": {200, 404},
                    "claim": {200, 404}, "delete": {204, 404}}
