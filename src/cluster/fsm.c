@@ -121,8 +121,11 @@ static char *snapshot_text(struct node *n)
                               json_pack("{s:I, s:s}", "id",
                                         (json_int_t)cl->members[m].id, "http",
                                         cl->members[m].http));
-    o = json_pack("{s:i, s:o, s:o, s:s}", "version", SNAPSHOT_VERSION,
-                  "topics", topics, "members", members, "groups",
+    /* c-raft snapshots at last_applied; the index is kept in the
+     * snapshot because restore at start-up cannot ask c-raft for it. */
+    o = json_pack("{s:i, s:I, s:o, s:o, s:s}", "version", SNAPSHOT_VERSION,
+                  "index", (json_int_t)raft_last_applied(&cl->raft), "topics",
+                  topics, "members", members, "groups",
                   groups ? groups : "{}");
     text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
@@ -326,13 +329,14 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     struct node *n = fsm->data;
     json_error_t jerr;
     json_t *o = json_loadb(buf->base, buf->len, 0, &jerr), *topics;
-    uint64_t index = n->cl->raft.log.snapshot.last_index;
+    uint64_t index;
     size_t i;
 
     if (o == NULL) {
         log_error("restore: undecodable snapshot: %s", jerr.text);
         return RAFT_MALFORMED;
     }
+    index = (uint64_t)json_integer_value(json_object_get(o, "index"));
     restore_members(n, json_object_get(o, "members"));
     topics = json_object_get(o, "topics");
     restore_deletions(n, topics, FSM_SEQ(index, FSM_MAX_CMDS));

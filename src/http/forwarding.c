@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "broker/clock.h"
 #include "broker/forward.h"
 #include "broker/metrics.h"
 #include "http_internal.h"
@@ -88,30 +89,55 @@ static enum MHD_Result relay(struct http_req *r, struct forward_response *resp)
                             resp->body, resp->len, resp->broker_node);
 }
 
+/* One attempt: 1 when answered (relayed), 0 to retry later. A 503 from
+ * the node we took for the leader means it lost (or not yet won) the
+ * election: worth another try while the budget lasts. */
+static int attempt(struct http_req *r, const struct node_status *st,
+                   bool last, enum MHD_Result *ret, char *errmsg)
+{
+    struct forward_response resp;
+
+    if (st->leader_id == 0 || st->leader.http_address[0] == '\0') {
+        snprintf(errmsg, BRK_ERRMSG_LEN, "no leader is known");
+        return 0;
+    }
+    if (try_forward(r, st->leader.http_address, &resp, errmsg) != 0)
+        return 0;
+    if (resp.status == 503 && !last) {
+        snprintf(errmsg, BRK_ERRMSG_LEN, "node %llu is not leading yet",
+                 (unsigned long long)st->leader_id);
+        forward_response_free(&resp);
+        return 0;
+    }
+    *ret = relay(r, &resp); /* the body now belongs to the response */
+    return 1;
+}
+
 enum MHD_Result http_forward_write(struct http_req *r, http_handler local)
 {
     const char *by = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                  "X-Forwarded-By");
-    uint64_t waited = 0;
+    uint64_t deadline = clock_mono_ns() + FORWARD_WAIT_MS * 1000000ull;
     struct node_status st;
-    struct forward_response resp;
+    enum MHD_Result ret;
     char errmsg[BRK_ERRMSG_LEN] = "no leader is known";
 
     for (;;) {
+        bool last = clock_mono_ns() >= deadline;
         node_status(r->srv->deps.node, &st);
         if (!st.cluster || (st.leader_id == st.node_id &&
                             st.state == NODE_STATE_LEADER))
             return local(r);
-        if (by == NULL && st.leader_id != 0 && st.leader.http_address[0] &&
-            try_forward(r, st.leader.http_address, &resp, errmsg) == 0) {
-            enum MHD_Result ret = relay(r, &resp);
-            resp.body = NULL; /* now owned by the response */
-            return ret;
+        /* Relayed once already: never relay again (no loops). */
+        if (by != NULL) {
+            snprintf(errmsg, sizeof(errmsg), "this node is not the leader");
+            break;
         }
-        if (by != NULL || waited >= FORWARD_WAIT_MS)
+        if (attempt(r, &st, last, &ret, errmsg))
+            return ret;
+        if (last)
             break;
         usleep(FORWARD_RETRY_MS * 1000);
-        waited += FORWARD_RETRY_MS;
     }
     metrics_add(MET_FORWARD_ERRORS, 1);
     return http_reply_error(r, BRK_ENO_LEADER, "no leader reachable: %s",

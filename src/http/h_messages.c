@@ -120,8 +120,10 @@ static int parse_record(struct http_req *r, json_t *o, struct cmd_record *rec,
     rec->flags = RECORD_F_JSON;
     if ((uint64_t)rec->key_len + rec->value_len + rec->headers_len >
         (uint64_t)r->srv->deps.cfg->max_message_size)
-        return brk_errf(errmsg, BRK_EMSG_TOO_LARGE, "message %sis larger than "
-                        "max_message_size (%lld bytes)", field,
+        return brk_errf(errmsg, BRK_EMSG_TOO_LARGE, "message%s%.*s is larger "
+                        "than max_message_size (%lld bytes)",
+                        field[0] ? " " : "",
+                        field[0] ? (int)strlen(field) - 1 : 0, field,
                         (long long)r->srv->deps.cfg->max_message_size);
     return 0;
 }

@@ -36,7 +36,7 @@ static const struct route routes[] = {
      false},
     {"POST", "/internal/members", h_internal_member, "internal_member", true},
     {"GET", "/", h_static, "static", false},
-    {"GET", "/ui/**", h_static, "static", false},
+    {"GET", "/ui/**", h_static, "ui", false},
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
 
