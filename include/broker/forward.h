@@ -29,8 +29,10 @@ struct forward_request {
 };
 
 /* Perform @req. 0 with @out filled whenever an HTTP answer came back (any
- * status); BRK_EFORWARD when the peer could not be reached or did not
- * answer in time (@errmsg says why). Free with forward_response_free. */
+ * status); BRK_EUNAVAILABLE when no connection could be made (the request
+ * never left: safe to retry); BRK_EFORWARD when it may have been sent but
+ * no answer came (a write may or may not have happened). @errmsg says
+ * why. Free with forward_response_free. */
 int forward_call(const struct forward_request *req,
                  struct forward_response *out, char *errmsg);
 void forward_response_free(struct forward_response *r);

@@ -349,6 +349,7 @@ void node_destroy(struct node *n)
     if (n == NULL)
         return;
     uv_loop_close(&n->loop);
+    free(n->cl);
     workq_destroy(&n->q);
     uv_sem_destroy(&n->started);
     pthread_mutex_destroy(&n->status_lock);

@@ -4,6 +4,7 @@
 #include "broker/forward.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +15,20 @@
 
 #define FORWARD_CONNECT_TIMEOUT_MS 1000L
 
-static _Thread_local CURL *tl_handle;
+/* One easy handle per thread, cleaned up when the thread exits (MHD's
+ * pool threads end at MHD_stop_daemon). */
+static pthread_key_t handle_key;
+static pthread_once_t handle_once = PTHREAD_ONCE_INIT;
+
+static void handle_free(void *h)
+{
+    curl_easy_cleanup(h);
+}
+
+static void handle_key_init(void)
+{
+    pthread_key_create(&handle_key, handle_free);
+}
 
 struct sink {
     struct forward_response *r;
@@ -101,11 +115,27 @@ static struct curl_slist *build_headers(const struct forward_request *req)
 
 static CURL *handle(void)
 {
-    if (tl_handle == NULL)
-        tl_handle = curl_easy_init();
-    else
-        curl_easy_reset(tl_handle);
-    return tl_handle;
+    CURL *h;
+
+    pthread_once(&handle_once, handle_key_init);
+    h = pthread_getspecific(handle_key);
+    if (h != NULL) {
+        curl_easy_reset(h);
+        return h;
+    }
+    h = curl_easy_init();
+    if (h != NULL)
+        pthread_setspecific(handle_key, h);
+    return h;
+}
+
+/* Whether the request can have reached the peer: only a connection that
+ * was never made is safe to retry without risking a second write. */
+static int transport_error(CURLcode rc)
+{
+    return rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST
+               ? BRK_EUNAVAILABLE
+               : BRK_EFORWARD;
 }
 
 int forward_call(const struct forward_request *req,
@@ -144,7 +174,8 @@ int forward_call(const struct forward_request *req,
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     if (rc != CURLE_OK || status == 0) {
         forward_response_free(out);
-        return brk_errf(errmsg, BRK_EFORWARD, "%s %s: %s", req->method, url,
+        return brk_errf(errmsg, transport_error(rc), "%s %s: %s", req->method,
+                        url,
                         sink.too_big ? "answer too large"
                                      : curl_easy_strerror(rc));
     }

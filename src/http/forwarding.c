@@ -14,7 +14,8 @@
 
 #define FORWARD_WAIT_MS 5000
 #define FORWARD_RETRY_MS 100
-#define FORWARD_TIMEOUT_MS 40000L /* above the longest claim wait */
+#define FORWARD_TIMEOUT_MS 10000L
+#define FORWARD_CLAIM_TIMEOUT_MS 40000L /* above the longest claim wait */
 
 struct query_ctx {
     struct buf *b;
@@ -67,7 +68,8 @@ static int try_forward(struct http_req *r, const char *leader,
         .body = r->body_len ? r->body : NULL,
         .len = r->body_len,
         .forwarded_by = r->srv->node_id,
-        .timeout_ms = FORWARD_TIMEOUT_MS};
+        .timeout_ms = strstr(r->url, "/claim") ? FORWARD_CLAIM_TIMEOUT_MS
+                                               : FORWARD_TIMEOUT_MS};
     int rv;
 
     if (target == NULL)
@@ -89,19 +91,30 @@ static enum MHD_Result relay(struct http_req *r, struct forward_response *resp)
                             resp->body, resp->len, resp->broker_node);
 }
 
-/* One attempt: 1 when answered (relayed), 0 to retry later. A 503 from
- * the node we took for the leader means it lost (or not yet won) the
- * election: worth another try while the budget lasts. */
+/* One attempt: 1 when answered, 0 to retry later. Retrying is safe only
+ * when the request cannot have reached a leader: no connection, or a 503
+ * from a node that is not leading (it applies nothing). A request sent to
+ * a leader that then died may have been committed: answer 503 "may or may
+ * not be applied" rather than write it a second time. */
 static int attempt(struct http_req *r, const struct node_status *st,
                    bool last, enum MHD_Result *ret, char *errmsg)
 {
     struct forward_response resp;
+    int rv;
 
     if (st->leader_id == 0 || st->leader.http_address[0] == '\0') {
         snprintf(errmsg, BRK_ERRMSG_LEN, "no leader is known");
         return 0;
     }
-    if (try_forward(r, st->leader.http_address, &resp, errmsg) != 0)
+    rv = try_forward(r, st->leader.http_address, &resp, errmsg);
+    if (rv == BRK_EFORWARD) {
+        metrics_add(MET_FORWARD_ERRORS, 1);
+        *ret = http_reply_error(r, BRK_ENO_LEADER, "the leader did not answer "
+                                "(%s); the write may or may not have been "
+                                "applied: retry", errmsg);
+        return 1;
+    }
+    if (rv != 0)
         return 0;
     if (resp.status == 503 && !last) {
         snprintf(errmsg, BRK_ERRMSG_LEN, "node %llu is not leading yet",
