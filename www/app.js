@@ -392,7 +392,9 @@
       const reachable = !!status && status.reachable !== false;
       const isLeader = id === state.leaderId;
       const role = member ? member.role : 'unknown';
-      const addr = (member && member.http_address) || (status && status.http_address);
+      // A member's HTTP address can be empty right after start-up; this node's is the page's own.
+      const addr = (member && member.http_address) || (status && status.http_address) ||
+        (id === ov.node_id ? location.host : '');
       const nodeCell = el('th', { scope: 'row' },
         el('span', { class: 'node-name' }, `Node ${id}`),
         isLeader ? badge('★ leader', 'leader', 'Current Raft leader') : null,
