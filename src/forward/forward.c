@@ -34,6 +34,7 @@ struct sink {
     struct forward_response *r;
     size_t cap;
     bool too_big;
+    bool sent;      /* some request bytes went to a socket */
 };
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
@@ -129,20 +130,33 @@ static CURL *handle(void)
     return h;
 }
 
-/* Whether the request can have reached the peer: only a connection that
- * was never made is safe to retry without risking a second write. */
-static int transport_error(CURLcode rc)
+/* Notes whether request bytes were written. libcurl retries a request
+ * whose reused connection died on a fresh connection, so the final error
+ * (say, connection refused) does not tell whether an earlier attempt
+ * reached the peer; this does. */
+static int on_debug(CURL *h, curl_infotype type, char *data, size_t size,
+                    void *ud)
 {
-    return rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST
-               ? BRK_EUNAVAILABLE
-               : BRK_EFORWARD;
+    (void)h;
+    (void)data;
+    (void)size;
+    if (type == CURLINFO_HEADER_OUT || type == CURLINFO_DATA_OUT)
+        ((struct sink *)ud)->sent = true;
+    return 0;
+}
+
+/* Only a request that never left is safe to retry without risking a
+ * second write. */
+static int transport_error(const struct sink *s)
+{
+    return s->sent ? BRK_EFORWARD : BRK_EUNAVAILABLE;
 }
 
 int forward_call(const struct forward_request *req,
                  struct forward_response *out, char *errmsg)
 {
     CURL *h = handle();
-    struct sink sink = {out, 0, false};
+    struct sink sink = {out, 0, false, false};
     struct curl_slist *hdrs;
     char url[2048];
     long status = 0;
@@ -165,6 +179,9 @@ int forward_call(const struct forward_request *req,
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &sink);
+    curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, on_debug);
+    curl_easy_setopt(h, CURLOPT_DEBUGDATA, &sink);
+    curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
     if (req->body != NULL) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->len);
@@ -174,7 +191,7 @@ int forward_call(const struct forward_request *req,
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     if (rc != CURLE_OK || status == 0) {
         forward_response_free(out);
-        return brk_errf(errmsg, transport_error(rc), "%s %s: %s", req->method,
+        return brk_errf(errmsg, transport_error(&sink), "%s %s: %s", req->method,
                         url,
                         sink.too_big ? "answer too large"
                                      : curl_easy_strerror(rc));
