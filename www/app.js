@@ -658,6 +658,8 @@
       } else if (p.topic) {
         showError($('messages-error'), `Topic ${p.topic} does not exist (any more).`);
       }
+    } else if (!mb.last && $('mb-topic').value && $('mb-partition').value !== '') {
+      loadMessages('earliest'); // first visit: show the start of the first partition
     }
   }
 
