@@ -48,9 +48,10 @@ static void waiter_release(struct node *n, struct waiter *wt, bool final)
 static void on_deadline(uv_timer_t *t)
 {
     struct waiter *wt = t->data;
+    struct node *n = wt->node; /* wt is freed by the release */
 
-    waiter_release(wt->node, wt, true);
-    node_publish_waiters_count(wt->node);
+    waiter_release(n, wt, true);
+    node_publish_waiters_count(n);
 }
 
 static struct topic *waiter_topic(struct node *n, struct work *w)

@@ -111,7 +111,8 @@ json_t *http_body_object(struct http_req *r, enum MHD_Result *ret)
                                                "object");
         return NULL;
     }
-    o = json_loadb(r->body, r->body_len, 0, &jerr);
+    /* "\u0000" is valid JSON: values keep it; names refuse it later. */
+    o = json_loadb(r->body, r->body_len, JSON_ALLOW_NUL, &jerr);
     if (o == NULL) {
         *ret = http_reply_error(r, BRK_EINVAL, "malformed JSON body at line "
                                 "%d column %d: %s", jerr.line, jerr.column,

@@ -67,11 +67,6 @@ class LongPoll(harness.BrokerTestCase):
                           for m in res["body"]["messages"]], [(3, "next")])
         self.assertLess(res["elapsed"], 2.0)
 
-    # BUG: src/cluster/waiters.c on_deadline() reads wt->node after
-    # waiter_release() freed wt (heap-use-after-free on every long poll that
-    # times out); ASan aborts the broker. Own broker so that the crash does
-    # not take the other tests down; fails on sanitizer builds only.
-    @harness.expected_failure_if_sanitized
     def test_times_out_empty(self):
         """With no produce a long poll returns 200 with no messages after about wait_ms."""
         b = self.new_broker()

@@ -153,7 +153,7 @@ class TopicChurn(harness.BrokerTestCase):
                 seen.setdefault(kind, set()).add(st)
 
         # Long polls with a long wait: woken by a produce or the delete,
-        # never by their deadline (see the waiters.c BUG noted below).
+        # not by their deadline.
         jobs = [("produce", lambda: b.post("/topics/churn/messages",
                                            {"value": "x" * 100})[0]),
                 ("produce", lambda: b.post("/topics/churn/messages",
@@ -379,11 +379,6 @@ class Groups(harness.BrokerTestCase):
         self.assertLess(result["elapsed"], 1.5)
         self.assertEqual(self.offsets("cwg", "cw")[-1], ("cw", 1, 1))
 
-    # BUG: src/cluster/waiters.c on_deadline() reads wt->node after
-    # waiter_release() freed wt (heap-use-after-free on every claim wait that
-    # times out); ASan aborts the broker. Own broker so that the crash does
-    # not take the other tests down; fails on sanitizer builds only.
-    @harness.expected_failure_if_sanitized
     def test_claim_wait_times_out_empty(self):
         """A claim with wait_ms and nothing to claim returns empty after about wait_ms."""
         b = self.new_broker()
