@@ -66,9 +66,13 @@ static void put_u64(struct buf *b, uint64_t v)
     put_u32(b, (uint32_t)(v >> 32));
 }
 
+/* @s is one of struct cmd's NUL-terminated fixed fields (< 0xFFFF). */
 static void put_str(struct buf *b, const char *s)
 {
-    size_t len = strnlen(s, 0xFFFF);
+    size_t len = strlen(s);
+
+    if (len > 0xFFFF)
+        len = 0xFFFF;
     put_u16(b, (uint16_t)len);
     buf_append(b, s, len);
 }
