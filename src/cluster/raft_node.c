@@ -367,6 +367,11 @@ static void tune(struct node *n)
     struct raft *r = &n->cl->raft;
 
     raft_set_election_timeout(r, (unsigned)(cc->election_rtt * cc->rtt_ms));
+    /* c-raft 0.15 can lose the answer to an InstallSnapshot, leaving the
+     * follower idle until the leader's install timeout (30 s by default)
+     * re-sends it: retry after two election timeouts instead. */
+    raft_set_install_snapshot_timeout(
+        r, (unsigned)(2 * cc->election_rtt * cc->rtt_ms));
     raft_set_heartbeat_timeout(r, (unsigned)(cc->heartbeat_rtt * cc->rtt_ms));
     raft_set_pre_vote(r, true);
     raft_set_snapshot_threshold(r, (unsigned)cc->snapshot_entries);

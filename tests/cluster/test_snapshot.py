@@ -142,6 +142,30 @@ class Snapshot(ch.ClusterTestCase):
             self.assertEqual(after[p][:-1], snap[p])
             self.assertEqual(after[p][-1][3], "after-restart-%d" % p)
 
+    def test_rebuilt_follower_catches_up_quickly(self):
+        """A follower whose data_dir and cluster.data_dir are emptied while
+        it is down (a rebuilt machine) is sent a snapshot, fetches the
+        records it describes from the leader and then follows new writes,
+        within seconds (c-raft 0.15 can drop the InstallSnapshot answer; the
+        broker shortens the leader's re-send timeout)."""
+        import shutil
+        c = self.new_cluster(3, SNAP)
+        leader = c.leader()
+        leader.create_topic("rebuild", partitions=1)
+        for i in range(200):
+            leader.produce("rebuild", i)
+        down = c.followers()[0]
+        c.stop(down.node_id)
+        shutil.rmtree(down.data_dir)
+        shutil.rmtree(down.raft_dir)
+        c.start(down.node_id)
+        first = c.wait_identical("rebuild", 10, nodes=c.all())
+        self.assertEqual([r[3] for r in first[0]], list(range(200)))
+        for i in range(200, 260):
+            leader.produce("rebuild", i)
+        after = c.wait_identical("rebuild", 10, nodes=c.all())
+        self.assertEqual([r[3] for r in after[0]], list(range(260)))
+
 
 if __name__ == "__main__":
     ch.main()
