@@ -22,7 +22,7 @@
 #define HTTP_THREADS 2
 /* Followers block a pool thread per forwarded write (libcurl easy API):
  * more threads keep concurrent forwards from queueing behind each other. */
-#define HTTP_THREADS_CLUSTER 8
+#define HTTP_THREADS_CLUSTER 32
 #define HTTP_CONNECTION_LIMIT 10000
 #define HTTP_CONNECTION_MEMORY 16384
 
