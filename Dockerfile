@@ -53,8 +53,7 @@ RUN apt-get update \
  && chown -R broker:broker /var/lib/broker
 
 # The image's settings come before the files, so that a new binary or
-# dashboard changes only the last layers (cheaper for layer-copying builders
-# such as buildah's vfs storage used by tests/docker/smoke.sh).
+# dashboard changes only the last layers (less to rebuild, push and pull).
 
 # The broker serves its dashboard from BROKER_WWW (an explicit --www wins).
 ENV BROKER_WWW=/usr/share/broker/www
