@@ -2,6 +2,8 @@
  * target field) driving defaults, JSON loading and validation. */
 #include "broker/config.h"
 
+#include <arpa/inet.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -863,9 +865,46 @@ static int resolve_raft_address(struct config *c, const char *name,
     return 0;
 }
 
+/* c-raft's TCP transport takes numeric IPv4 "a.b.c.d:port" only: a host
+ * name fails inside raft_start, far from the config. */
+static bool numeric_ipv4_port(const char *s)
+{
+    char host[64];
+    struct in_addr a;
+    int port, n = host_port_split(s, &port);
+
+    if (n <= 0 || (size_t)n >= sizeof(host))
+        return false;
+    memcpy(host, s, (size_t)n);
+    host[n] = '\0';
+    return inet_pton(AF_INET, host, &a) == 1;
+}
+
+static int validate_raft_addresses(const struct config_cluster *cl,
+                                   const char *name, char *errmsg)
+{
+    char field[64];
+    int i;
+
+    for (i = 0; i < cl->n_initial_members; i++) {
+        if (numeric_ipv4_port(cl->initial_members[i]))
+            continue;
+        snprintf(field, sizeof(field), "cluster.initial_members[%d]", i);
+        return field_err(errmsg, name, field, "must be a numeric IPv4 "
+                         "address and port (\"10.0.0.1:8001\"): the Raft "
+                         "transport does not resolve host names");
+    }
+    if (cl->raft_address[0] != '\0' && !numeric_ipv4_port(cl->raft_address))
+        return field_err(errmsg, name, "cluster.raft_address", "must be a "
+                         "numeric IPv4 address and port (\"10.0.0.1:8001\"): "
+                         "the Raft transport does not resolve host names");
+    return 0;
+}
+
 static int validate_cluster(struct config *c, const char *name, char *errmsg)
 {
     const struct config_cluster *cl = &c->cluster;
+    int rv;
 
     if (!cl->enabled) {
         return 0;
@@ -883,7 +922,8 @@ static int validate_cluster(struct config *c, const char *name, char *errmsg)
         return field_err(errmsg, name, "cluster.data_dir",
                          "required when cluster.enabled is true");
     }
-    return resolve_raft_address(c, name, errmsg);
+    rv = validate_raft_addresses(cl, name, errmsg);
+    return rv != 0 ? rv : resolve_raft_address(c, name, errmsg);
 }
 
 static int validate(struct config *c, const char *name, char *errmsg)

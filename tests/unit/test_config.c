@@ -600,14 +600,31 @@ static void test_cluster_joining_node(void **state)
 
     parse_bad(f,
               "{\"cluster\": {\"enabled\": true, \"node_id\": 4, "
-              "\"data_dir\": \"r\", \"initial_members\": [\"h:1\", \"h:2\", "
-              "\"h:3\"]}}",
+              "\"data_dir\": \"r\", \"initial_members\": [\"10.0.0.1:1\", \"10.0.0.2:2\", "
+              "\"10.0.0.3:3\"]}}",
               "cluster.raft_address");
     parse_ok(f,
              "{\"cluster\": {\"enabled\": true, \"node_id\": 4, "
-             "\"data_dir\": \"r\", \"raft_address\": \"h:4\", "
-             "\"initial_members\": [\"h:1\", \"h:2\", \"h:3\"]}}");
-    assert_string_equal(f->c.server.advertise, "h:9092");
+             "\"data_dir\": \"r\", \"raft_address\": \"10.0.0.4:4\", "
+             "\"initial_members\": [\"10.0.0.1:1\", \"10.0.0.2:2\", \"10.0.0.3:3\"]}}");
+    assert_string_equal(f->c.server.advertise, "10.0.0.4:9092");
+}
+
+/* Raft addresses must be numeric IPv4: c-raft does not resolve names. */
+static void test_cluster_raft_address_numeric(void **state)
+{
+    struct fixture *f = *state;
+
+    parse_bad(f,
+              "{\"cluster\": {\"enabled\": true, \"node_id\": 1, "
+              "\"data_dir\": \"r\", \"initial_members\": "
+              "[\"localhost:8001\"]}}",
+              "cluster.initial_members[0]");
+    parse_bad(f,
+              "{\"cluster\": {\"enabled\": true, \"node_id\": 2, "
+              "\"data_dir\": \"r\", \"raft_address\": \"node2:8002\", "
+              "\"initial_members\": [\"127.0.0.1:8001\"]}}",
+              "cluster.raft_address");
 }
 
 /* initial_members: at most CONFIG_MAX_MEMBERS, host:port, no duplicates. */
@@ -627,7 +644,7 @@ static void test_cluster_members_checked(void **state)
     snprintf(text + off, sizeof text - off, "]}}");
     parse_bad(f, text, "cluster.initial_members");
     assert_non_null(strstr(f->errmsg, "at most"));
-    parse_bad(f, "{\"cluster\": {\"initial_members\": [\"h:1\", \"h:1\"]}}",
+    parse_bad(f, "{\"cluster\": {\"initial_members\": [\"10.0.0.1:1\", \"10.0.0.1:1\"]}}",
               "cluster.initial_members[1]");
     parse_bad(f, "{\"cluster\": {\"initial_members\": [\"h\"]}}",
               "cluster.initial_members[0]");
@@ -803,6 +820,7 @@ int main(void)
         T(test_cluster_raft_address_default),
         T(test_cluster_raft_address_mismatch),
         T(test_cluster_joining_node),
+        T(test_cluster_raft_address_numeric),
         T(test_cluster_members_checked),
         T(test_unknown_recorded),
         T(test_unknown_capped),
