@@ -48,6 +48,7 @@ struct node_status {
     struct node_member members[NODE_MAX_MEMBERS];
     int n_members;
     uint64_t waiters;                /* parked long polls and claims */
+    bool catching_up;                /* restoring a snapshot: not ready */
     int64_t started_ms;              /* wall clock at start */
 };
 

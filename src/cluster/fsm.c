@@ -324,6 +324,14 @@ static void restore_groups(struct node *n, const char *text)
     json_decref(g);
 }
 
+/* /readyz answers 503 while a snapshot's records are being fetched. */
+static void set_catching_up(struct node *n, bool on)
+{
+    pthread_mutex_lock(&n->status_lock);
+    n->status.catching_up = on;
+    pthread_mutex_unlock(&n->status_lock);
+}
+
 static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
     struct node *n = fsm->data;
@@ -337,6 +345,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
         return RAFT_MALFORMED;
     }
     index = (uint64_t)json_integer_value(json_object_get(o, "index"));
+    set_catching_up(n, true);
     restore_members(n, json_object_get(o, "members"));
     topics = json_object_get(o, "topics");
     restore_deletions(n, topics, FSM_SEQ(index, FSM_MAX_CMDS));
@@ -346,6 +355,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
         restore_groups(n, json_string_value(json_object_get(o, "groups")));
     json_decref(o);
     raft_free(buf->base);
+    set_catching_up(n, false);
     log_info("restored snapshot at index %llu", (unsigned long long)index);
     return 0;
 }

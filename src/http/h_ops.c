@@ -19,6 +19,9 @@ enum MHD_Result h_readyz(struct http_req *r)
     if (st.leader_id == 0)
         return http_reply_error(r, BRK_EUNAVAILABLE, "not ready: no leader "
                                 "is known");
+    if (st.catching_up)
+        return http_reply_error(r, BRK_EUNAVAILABLE, "not ready: fetching "
+                                "the records of a snapshot from the leader");
     return http_reply_json(r, 200, json_pack("{s:s}", "status", "ready"));
 }
 
