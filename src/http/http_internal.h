@@ -45,6 +45,7 @@ struct http_req {
     char *body;
     size_t body_len, body_cap;
     bool body_too_large;
+    uint64_t body_seen;         /* bytes received, kept or discarded */
     enum req_state state;
     int route;                  /* index into the route table, -1 none */
     struct work *work;          /* submitted work, freed with the request */

@@ -198,8 +198,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     if (*data_size != 0) {
         /* A chunked body past the limit: discard it up to twice the limit
          * so the 413 can be answered, then drop the connection. */
+        r->body_seen += *data_size;
         if (!body_append(r, data, *data_size) &&
-            r->body_len + *data_size > 2 * (size_t)s->deps.cfg->max_request_bytes)
+            r->body_seen > 2 * (uint64_t)s->deps.cfg->max_request_bytes)
             return MHD_NO;
         *data_size = 0;
         return MHD_YES;

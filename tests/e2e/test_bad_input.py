@@ -380,6 +380,25 @@ class BadInput(harness.BrokerTestCase):
             self.assertTrue(closed, "connection left hanging")
         self.assertHwUnchanged()
 
+    def test_chunked_far_over_limit_is_cut_off(self):
+        """A chunked body that never ends is not read forever: past twice max_request_bytes the connection is dropped."""
+        head = (b"POST /topics/keep/messages HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/octet-stream\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n")
+        chunk = b"4000\r\n" + b"c" * 0x4000 + b"\r\n"
+        s = socket.create_connection((self.b.host, self.b.port), timeout=5)
+        cut = False
+        try:
+            s.sendall(head)
+            for _ in range(300 * MAX_REQUEST // 0x4000):
+                s.sendall(chunk)
+        except (BrokenPipeError, ConnectionResetError, socket.timeout):
+            cut = True
+        finally:
+            s.close()
+        self.assertTrue(cut, "the broker kept reading a body 300x the limit")
+        self.assertHwUnchanged()
+
     def test_chunked_under_limit(self):
         """A small chunked body is a normal produce."""
         payload = b"chunky-value"
