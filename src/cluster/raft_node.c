@@ -13,6 +13,7 @@
 #include "node_internal.h"
 
 #define STATUS_POLL_MS 50
+#define NODELAY_EVERY_TICKS 20
 #define ENTRY_MAX_BYTES (8u << 20) /* soft cap per Raft entry */
 
 /* ==== members' HTTP addresses ==== */
@@ -195,7 +196,10 @@ static void on_status(uv_timer_t *t)
     state = raft_state(&cl->raft);
     raft_leader(&cl->raft, &lid, &addr);
     note_transitions(n, state, lid, cl->raft.current_term);
-    tcp_nodelay_all(n);
+    /* New Raft connections are rare; long-poll timers can be many: walk the
+     * loop's handles once a second, not at every tick. */
+    if (cl->ticks++ % NODELAY_EVERY_TICKS == 0)
+        tcp_nodelay_all(n);
     if (state == RAFT_LEADER)
         announce_self(n);
     cluster_publish_status(n);
