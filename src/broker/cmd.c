@@ -318,10 +318,11 @@ int cmd_decode_entry(const uint8_t *buf, size_t len, int64_t *timestamp,
     struct reader r = {buf, len, false};
     size_t count, i;
     struct cmd *a;
+    int64_t ts;
 
     if (get_le(&r, 4) != CMD_MAGIC || get_le(&r, 1) != CMD_VERSION)
         return BRK_ECORRUPT;
-    *timestamp = (int64_t)get_le(&r, 8);
+    ts = (int64_t)get_le(&r, 8);
     count = (size_t)get_le(&r, 4);
     /* Bound the count by what the bytes can hold before allocating
      * count * sizeof(struct cmd), which is far larger than CMD_MIN_SIZE. */
@@ -339,6 +340,7 @@ int cmd_decode_entry(const uint8_t *buf, size_t len, int64_t *timestamp,
         free(a);
         return BRK_ECORRUPT;
     }
+    *timestamp = ts; /* out-parameters are written on success only */
     *cmds = a;
     *n = count;
     return 0;

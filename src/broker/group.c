@@ -259,7 +259,8 @@ int group_store_load_text(struct group_store *gs, const char *text,
 
     pthread_mutex_lock(&gs->lock);
     rv = load_root(gs, text, errmsg);
-    gs->dirty = true;
+    if (rv == 0)
+        gs->dirty = true;
     pthread_mutex_unlock(&gs->lock);
     return rv;
 }
