@@ -109,6 +109,11 @@ int partition_retention_point(struct partition *p, int64_t now_ms,
 int partition_truncate_before(struct partition *p, uint64_t before,
                               char *errmsg);
 
+/* Writer only. Delete every segment and start empty at offset @base
+ * (log start = high watermark = @base): a replica whose data a snapshot
+ * cannot build on. Readers of deleted segments finish safely. */
+int partition_reset(struct partition *p, uint64_t base, char *errmsg);
+
 /* Remove a partition directory and every file in it (after
  * partition_close, or while readers still hold descriptors). */
 int partition_remove_dir(const char *dir, char *errmsg);

@@ -3,6 +3,7 @@
  * (GET /internal/records/{topic}/{p}?from=N), CRC-checked, page by page,
  * before it applies newer entries. Runs on the loop thread inside
  * restore, so pages are bounded and the call has a timeout. */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,9 +47,19 @@ static int decode_page(const struct forward_response *resp, uint64_t from,
     return 0;
 }
 
+/* The leader's log start from a 416 body, or 0 when unreadable. */
+static uint64_t leader_log_start(const struct forward_response *resp)
+{
+    json_t *o = json_loadb(resp->body ? resp->body : "", resp->len, 0, NULL);
+    json_int_t v = json_integer_value(json_object_get(o, "log_start_offset"));
+
+    json_decref(o);
+    return v > 0 ? (uint64_t)v : 0;
+}
+
 static int fetch_page(const char *leader, struct topic *t, uint32_t p,
                       uint64_t from, struct forward_response *resp,
-                      char *errmsg)
+                      uint64_t *moved_to, char *errmsg)
 {
     char path[512];
     struct forward_request req = {
@@ -60,6 +71,14 @@ static int fetch_page(const char *leader, struct topic *t, uint32_t p,
              "&max_bytes=%u", t->name, p, (unsigned long long)from,
              CATCHUP_PAGE_BYTES);
     rv = forward_call(&req, resp, errmsg);
+    if (rv == 0 && resp->status == 416 &&
+        (*moved_to = leader_log_start(resp)) > from) {
+        /* Retention on the leader removed what we lack: start over at the
+         * leader's log start (TRUNCATE entries after the snapshot do the
+         * same on every node). */
+        forward_response_free(resp);
+        return BRK_EOFFSET_RANGE;
+    }
     if (rv == 0 && resp->status != 200) {
         rv = brk_errf(errmsg, BRK_EFORWARD, "leader answered %d: %.200s",
                       resp->status, resp->body ? resp->body : "");
@@ -75,14 +94,21 @@ int catchup_partition(struct node *n, const char *leader, struct topic *t,
     struct partition_stats st;
     struct forward_response resp;
     struct record *recs;
-    uint64_t first, fetched = 0;
+    uint64_t first, fetched = 0, moved = 0;
     size_t count;
     int rv = 0;
 
     (void)n;
     partition_stats(part, &st);
     while (rv == 0 && st.next_offset < upto) {
-        rv = fetch_page(leader, t, p, st.next_offset, &resp, errmsg);
+        rv = fetch_page(leader, t, p, st.next_offset, &resp, &moved, errmsg);
+        if (rv == BRK_EOFFSET_RANGE) {
+            log_warn("catch-up of %s/%u: the leader starts at %llu now",
+                     t->name, p, (unsigned long long)moved);
+            rv = partition_reset(part, moved, errmsg);
+            partition_stats(part, &st);
+            continue;
+        }
         if (rv != 0)
             break;
         rv = decode_page(&resp, st.next_offset, upto, &recs, &count, errmsg);

@@ -220,58 +220,84 @@ static const char *leader_http(struct node *n)
                : NULL;
 }
 
-/* Make one partition hold at least what the snapshot says. */
+/* Make one partition hold what the snapshot says: records up to "next"
+ * (fetched from the leader when missing) and nothing below "log_start"
+ * (truncations may have left the log with the compaction). Data ahead of
+ * the snapshot stays: replayed entries skip it. */
 static int restore_partition(struct node *n, struct topic *t, uint32_t p,
-                             json_t *part)
+                             json_t *part, char *errmsg)
 {
     uint64_t next = (uint64_t)json_integer_value(json_object_get(part, "next"));
-    const char *leader = leader_http(n);
-    char errmsg[BRK_ERRMSG_LEN];
+    uint64_t start =
+        (uint64_t)json_integer_value(json_object_get(part, "log_start"));
+    struct partition *pt = t->partitions[p];
+    const char *leader;
     struct partition_stats st;
-    int rv;
+    int rv = 0;
 
-    partition_stats(t->partitions[p], &st);
-    if (st.next_offset >= next)
-        return 0; /* ahead: replayed entries are skipped per partition */
-    if (leader == NULL) {
-        log_error("snapshot needs %s/%u up to offset %llu but this node has "
-                  "%llu and no leader is known to fetch from", t->name, p,
-                  (unsigned long long)next,
-                  (unsigned long long)st.next_offset);
-        return 0;
-    }
-    rv = catchup_partition(n, leader, t, p, next, errmsg);
-    if (rv != 0)
-        log_error("catch-up of %s/%u from %s failed: %s", t->name, p, leader,
-                  errmsg);
-    return rv;
+    partition_stats(pt, &st);
+    if (st.next_offset < next && st.next_offset < start)
+        rv = partition_reset(pt, start, errmsg); /* nothing usable here */
+    else if (st.log_start_offset < start)
+        rv = partition_truncate_before(pt, start, errmsg);
+    partition_stats(pt, &st);
+    if (rv != 0 || st.next_offset >= next)
+        return rv;
+    leader = leader_http(n);
+    if (leader == NULL)
+        return brk_errf(errmsg, BRK_EUNAVAILABLE, "%s/%u needs offsets %llu.."
+                        "%llu and no leader is known to fetch them from "
+                        "(was data_dir emptied while cluster.data_dir was "
+                        "kept? empty both to rebuild this node)", t->name, p,
+                        (unsigned long long)st.next_offset,
+                        (unsigned long long)next);
+    return catchup_partition(n, leader, t, p, next, errmsg);
 }
 
-static void restore_topic(struct node *n, json_t *jt)
+/* The local topic of that name, re-made when it is another incarnation
+ * (deleted and re-created while this node was away). */
+static struct topic *restore_topic_object(struct node *n, json_t *jt,
+                                          const char *name, size_t parts,
+                                          char *errmsg)
+{
+    uint64_t created =
+        (uint64_t)json_integer_value(json_object_get(jt, "created_index"));
+    struct topic *t = topic_registry_get(n->st->topics, name);
+
+    if (t != NULL && (t->created_index != created || t->n_partitions != parts)) {
+        log_warn("restore: replacing topic %s (another incarnation)", name);
+        topic_put(t);
+        t = NULL;
+        if (topic_registry_delete(n->st->topics, name, errmsg) != 0)
+            return NULL;
+    }
+    if (t != NULL)
+        return t;
+    if (topic_registry_create(
+            n->st->topics, name, (uint32_t)parts,
+            json_integer_value(json_object_get(jt, "retention_ms")), created,
+            NULL, errmsg) != 0)
+        return NULL;
+    return topic_registry_get(n->st->topics, name);
+}
+
+static int restore_topic(struct node *n, json_t *jt, char *errmsg)
 {
     const char *name = json_string_value(json_object_get(jt, "name"));
     json_t *parts = json_object_get(jt, "parts");
     struct topic *t;
-    char errmsg[BRK_ERRMSG_LEN];
     uint32_t p;
+    int rv = 0;
 
     if (name == NULL || json_array_size(parts) == 0)
-        return;
-    t = topic_registry_get(n->st->topics, name);
-    if (t == NULL) {
-        if (topic_registry_create(
-                n->st->topics, name, (uint32_t)json_array_size(parts),
-                json_integer_value(json_object_get(jt, "retention_ms")),
-                (uint64_t)json_integer_value(json_object_get(jt, "created_index")),
-                NULL, errmsg) != 0) {
-            log_error("restore: cannot create topic %s: %s", name, errmsg);
-            return;
-        }
-        t = topic_registry_get(n->st->topics, name);
-    }
-    for (p = 0; t != NULL && p < t->n_partitions; p++)
-        restore_partition(n, t, p, json_array_get(parts, p));
+        return brk_errf(errmsg, BRK_ECORRUPT, "topic without name or parts");
+    t = restore_topic_object(n, jt, name, json_array_size(parts), errmsg);
+    if (t == NULL)
+        return brk_errwrap(errmsg, BRK_EIO, "restore topic %s", name);
+    for (p = 0; rv == 0 && p < t->n_partitions; p++)
+        rv = restore_partition(n, t, p, json_array_get(parts, p), errmsg);
     topic_put(t);
+    return rv;
 }
 
 /* Topics the snapshot does not know and that existed before it were
@@ -337,8 +363,10 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     struct node *n = fsm->data;
     json_error_t jerr;
     json_t *o = json_loadb(buf->base, buf->len, 0, &jerr), *topics;
+    char errmsg[BRK_ERRMSG_LEN] = "";
     uint64_t index;
     size_t i;
+    int rv = 0;
 
     if (o == NULL) {
         log_error("restore: undecodable snapshot: %s", jerr.text);
@@ -349,13 +377,21 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     restore_members(n, json_object_get(o, "members"));
     topics = json_object_get(o, "topics");
     restore_deletions(n, topics, FSM_SEQ(index, FSM_MAX_CMDS));
-    for (i = 0; i < json_array_size(topics); i++)
-        restore_topic(n, json_array_get(topics, i));
-    if (json_is_string(json_object_get(o, "groups")))
+    for (i = 0; rv == 0 && i < json_array_size(topics); i++)
+        rv = restore_topic(n, json_array_get(topics, i), errmsg);
+    if (rv == 0 && json_is_string(json_object_get(o, "groups")))
         restore_groups(n, json_string_value(json_object_get(o, "groups")));
     json_decref(o);
-    raft_free(buf->base);
     set_catching_up(n, false);
+    if (rv != 0) {
+        /* Refuse the snapshot rather than serve data that differs from the
+         * other nodes': c-raft keeps the old state and the leader re-sends
+         * it (at start-up the broker stops with this message). */
+        log_error("cannot restore snapshot at index %llu: %s",
+                  (unsigned long long)index, errmsg);
+        return RAFT_IOERR;
+    }
+    raft_free(buf->base);
     log_info("restored snapshot at index %llu", (unsigned long long)index);
     return 0;
 }

@@ -17,6 +17,7 @@ enum MHD_Result h_internal_records(struct http_req *r)
     struct topic *t;
     struct partition_read_result res = {0};
     char errmsg[BRK_ERRMSG_LEN];
+    struct partition_stats st;
     uint8_t *out;
     size_t i, total, used;
     int rv;
@@ -36,10 +37,17 @@ enum MHD_Result h_internal_records(struct http_req *r)
     }
     rv = partition_read(t->partitions[p], from, 100000, (size_t)max, &res,
                         errmsg);
+    partition_stats(t->partitions[p], &st);
     topic_put(t);
     if (rv != 0) {
         partition_read_result_free(&res);
-        return http_reply_error(r, rv, "%s", errmsg);
+        /* The range lets a catching-up node restart at our log start. */
+        return http_reply_error_with(
+            r, rv,
+            json_pack("{s:I, s:I}", "log_start_offset",
+                      (json_int_t)st.log_start_offset, "high_watermark",
+                      (json_int_t)st.high_watermark),
+            errmsg);
     }
     for (i = 0, total = 0; i < res.n; i++)
         total += record_encoded_size(&res.recs[i]);

@@ -945,6 +945,40 @@ int partition_truncate_before(struct partition *p, uint64_t before,
     return rc == 0 ? 0 : brk_errwrap(errmsg, rc, "truncate %s", p->dir);
 }
 
+/* Writer only. Drop every segment and start empty at @base. The mutex is
+ * held across the unlinks and the create: this runs only when a snapshot
+ * says the local data is unusable, never on a hot path, and readers must
+ * never see a partition without segments. */
+int partition_reset(struct partition *p, uint64_t base, char *errmsg)
+{
+    struct segment **old, *s = NULL;
+    size_t n, i;
+    int rc = 0;
+
+    pthread_mutex_lock(&p->mu);
+    old = p->segs;
+    n = p->n_segs;
+    for (i = 0; i < n && rc == 0; i++)
+        rc = segment_unlink(old[i], p->dirfd, errmsg);
+    if (rc == 0)
+        rc = segment_create(p->dirfd, p->dir, base, p->index_interval, &s,
+                            errmsg);
+    if (rc == 0) {
+        p->segs = NULL;
+        p->n_segs = p->cap_segs = 0;
+        rc = push_segment(p, s);
+    }
+    if (rc == 0) {
+        for (i = 0; i < n; i++)
+            segment_unref(old[i]);
+        free(old);
+        summarize(p);
+        p->dir_dirty = true;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return rc == 0 ? 0 : brk_errwrap(errmsg, rc, "reset %s", p->dir);
+}
+
 int partition_remove_dir(const char *dir, char *errmsg)
 {
     int rc = fsutil_remove_tree(dir, errmsg);
