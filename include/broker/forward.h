@@ -37,4 +37,8 @@ int forward_call(const struct forward_request *req,
                  struct forward_response *out, char *errmsg);
 void forward_response_free(struct forward_response *r);
 
+/* At shutdown: make every call in progress, and every later one, fail
+ * at once (a relayed claim may wait 30 s otherwise). Any thread. */
+void forward_abort_all(void);
+
 #endif

@@ -2,6 +2,7 @@
  * bodies, suspension while the loop thread works, replies. */
 #ifndef BROKER_HTTP_H
 #define BROKER_HTTP_H
+#include <stdbool.h>
 
 #include "broker/config.h"
 #include "broker/node.h"
@@ -25,7 +26,9 @@ int http_server_start(const struct http_deps *deps, struct http_server **out,
 void http_server_quiesce(struct http_server *s);
 
 /* After the node has stopped (so every suspended request was resumed):
- * wait for those answers to go out, stop the daemon, free. */
-void http_server_stop(struct http_server *s);
+ * wait for those answers to go out, stop the daemon, free. False when
+ * requests were still suspended after 5 s: the daemon's threads still run
+ * and nothing they use (node, state) may be freed. */
+bool http_server_stop(struct http_server *s);
 
 #endif

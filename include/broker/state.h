@@ -53,6 +53,9 @@ void state_apply(struct state *s, const struct cmd *c, uint64_t index,
                  int64_t now_ms, struct cmd_result *res,
                  struct state_effects *fx);
 
+/* Whether @bytes more would pass max_storage_size. Any thread. */
+bool state_storage_full(struct state *s, uint64_t bytes);
+
 /* Kafka's default partitioner: murmur2(key) & 0x7fffffff % n. Stable
  * across restarts, nodes and Kafka clients. */
 uint32_t state_partition_for_key(const uint8_t *key, size_t len, uint32_t n);

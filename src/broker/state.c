@@ -218,13 +218,21 @@ static int produce_check(struct state *s, const struct cmd *c,
         bytes += (uint64_t)RECORD_HEADER_SIZE + 8 + r->key_len +
                  r->value_len + r->headers_len;
     }
-    if (s->cfg->max_storage_size >= 0 &&
-        topic_registry_size_bytes(s->topics) + bytes >
-            (uint64_t)s->cfg->max_storage_size)
+    /* A node's own disk usage is not replicated state: in a cluster the
+     * leader checks the limit before proposing (state_storage_full), and
+     * apply must not decide differently on different nodes. */
+    if (!s->cfg->cluster.enabled && state_storage_full(s, bytes))
         return brk_errf(res->errmsg, BRK_ESTORAGE_FULL,
                         "storage is full (max_storage_size %lld bytes)",
                         (long long)s->cfg->max_storage_size);
     return 0;
+}
+
+bool state_storage_full(struct state *s, uint64_t bytes)
+{
+    return s->cfg->max_storage_size >= 0 &&
+           topic_registry_size_bytes(s->topics) + bytes >
+               (uint64_t)s->cfg->max_storage_size;
 }
 
 /* Append the records of @c that go to partition @p, in request order. */

@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker/log.h"
 #include "node_internal.h"
@@ -30,6 +31,24 @@ static void apply_member(struct node *n, const struct cmd *c)
              (unsigned long long)c->node_id, c->address);
 }
 
+/* Errors of this node's disk or memory, as opposed to a command that is
+ * refused everywhere alike (unknown topic, ...). */
+static bool storage_failed(int err)
+{
+    return err == BRK_EIO || err == BRK_ECORRUPT || err == BRK_ESHORT ||
+           err == BRK_ENOMEM || err == BRK_EINTERNAL;
+}
+
+/* Going on would leave this node's partitions different from the others'
+ * (the entry counts as applied). Stop: a restart replays the log. */
+static void stop_diverging(uint64_t index, const char *errmsg)
+{
+    log_error("cannot apply Raft entry %llu on this node (%s): stopping so "
+              "that this replica does not diverge; restart it to replay "
+              "the log", (unsigned long long)index, errmsg);
+    _exit(1);
+}
+
 static void apply_cmds(struct node *n, struct cmd *cmds, size_t count,
                        uint64_t index, int64_t ts, struct pbatch *pb,
                        struct state_effects *fx)
@@ -44,6 +63,8 @@ static void apply_cmds(struct node *n, struct cmd *cmds, size_t count,
             apply_member(n, &cmds[i]);
         else
             state_apply(n->st, &cmds[i], FSM_SEQ(index, i), ts, res, fx);
+        if (storage_failed(res->err))
+            stop_diverging(index, res->errmsg);
         if (pb == NULL)
             cmd_result_clear(&scratch);
     }

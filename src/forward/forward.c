@@ -5,6 +5,7 @@
 
 #include <curl/curl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,6 +146,25 @@ static int on_debug(CURL *h, curl_infotype type, char *data, size_t size,
     return 0;
 }
 
+static atomic_bool aborting;
+
+void forward_abort_all(void)
+{
+    atomic_store(&aborting, true);
+}
+
+/* Shutdown must not wait for a long relayed claim: stop transfers. */
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+                       curl_off_t un)
+{
+    (void)ud;
+    (void)dt;
+    (void)dn;
+    (void)ut;
+    (void)un;
+    return atomic_load(&aborting) ? 1 : 0;
+}
+
 /* Only a request that never left is safe to retry without risking a
  * second write. */
 static int transport_error(const struct sink *s)
@@ -182,6 +202,8 @@ int forward_call(const struct forward_request *req,
     curl_easy_setopt(h, CURLOPT_DEBUGFUNCTION, on_debug);
     curl_easy_setopt(h, CURLOPT_DEBUGDATA, &sink);
     curl_easy_setopt(h, CURLOPT_VERBOSE, 1L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     if (req->body != NULL) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->len);

@@ -259,6 +259,19 @@ static int assign_partitions(struct http_req *r, struct cmd *c, char *errmsg)
     return 0;
 }
 
+/* Bytes the records of @c take in segments (approximately, as apply
+ * counts them). */
+static uint64_t cmd_record_bytes(const struct cmd *c)
+{
+    uint64_t bytes = 0;
+    size_t i;
+
+    for (i = 0; i < c->n_records; i++)
+        bytes += (uint64_t)RECORD_HEADER_SIZE + 8 + c->records[i].key_len +
+                 c->records[i].value_len + c->records[i].headers_len;
+    return bytes;
+}
+
 /* ==== produce: answer ==== */
 
 static enum MHD_Result produce_done(struct http_req *r)
@@ -322,6 +335,10 @@ enum MHD_Result h_produce(struct http_req *r)
     json_decref(body);
     if (rv == 0)
         rv = assign_partitions(r, &w->cmd, errmsg);
+    if (rv == 0 && state_storage_full(r->srv->deps.st, cmd_record_bytes(&w->cmd)))
+        rv = brk_errf(errmsg, BRK_ESTORAGE_FULL, "storage is full "
+                      "(max_storage_size %lld bytes)",
+                      (long long)r->srv->deps.cfg->max_storage_size);
     if (rv != 0) {
         r->work = w; /* freed with the request */
         return http_reply_error(r, rv, "%s", errmsg);

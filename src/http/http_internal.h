@@ -18,10 +18,11 @@ struct http_server {
     struct MHD_Daemon *daemon;
     struct http_deps deps;
     atomic_int suspended;       /* connections waiting for the loop */
+    atomic_int active;          /* requests begun and not yet completed */
     char node_id[24];           /* X-Broker-Node value */
 };
 
-enum req_state { REQ_NEW, REQ_PENDING, REQ_DONE };
+enum req_state { REQ_NEW, REQ_PENDING, REQ_DONE, REQ_ANSWERED };
 
 struct http_req;
 typedef enum MHD_Result (*http_handler)(struct http_req *r);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "broker/clock.h"
+#include "broker/forward.h"
 #include "broker/log.h"
 #include "http_internal.h"
 
@@ -53,11 +54,18 @@ static void req_free(struct http_req *r)
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
+    struct http_server *s = cls;
+    struct http_req *r = *con_cls;
+
     (void)c;
     (void)toe;
-    if (*con_cls != NULL)
-        req_free(*con_cls);
+    if (r == NULL)
+        return;
+    atomic_fetch_sub(&s->active, 1);
+    /* Resumed but closed before its answer was built: no longer waiting. */
+    if (r->state == REQ_PENDING || r->state == REQ_DONE)
+        atomic_fetch_sub(&s->suspended, 1);
+    req_free(r);
     *con_cls = NULL;
 }
 
@@ -174,6 +182,7 @@ static enum MHD_Result req_begin(struct http_server *s, struct MHD_Connection *c
     r->route = -1;
     r->t0_ns = clock_mono_ns();
     *con_cls = r;
+    atomic_fetch_add(&s->active, 1);
     cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl != NULL &&
@@ -206,6 +215,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         return MHD_YES;
     }
     if (r->state == REQ_DONE) {
+        r->state = REQ_ANSWERED;
         atomic_fetch_sub(&s->suspended, 1);
         return r->on_done(r);
     }
@@ -303,24 +313,30 @@ int http_server_start(const struct http_deps *deps, struct http_server **out,
 
 void http_server_quiesce(struct http_server *s)
 {
+    forward_abort_all();
     MHD_socket fd = MHD_quiesce_daemon(s->daemon);
 
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
 }
 
-void http_server_stop(struct http_server *s)
+bool http_server_stop(struct http_server *s)
 {
     int i;
 
-    /* MHD aborts if stopped with suspended connections: wait (bounded)
-     * until every resumed request has been answered. */
-    for (i = 0; i < 500 && atomic_load(&s->suspended) > 0; i++)
+    /* MHD aborts if stopped with suspended connections, and drops answers
+     * still queued: wait (bounded) until every request in progress has
+     * been answered. */
+    for (i = 0; i < 500 && (atomic_load(&s->suspended) > 0 ||
+                            atomic_load(&s->active) > 0); i++)
         usleep(10000);
-    if (atomic_load(&s->suspended) > 0)
+    if (atomic_load(&s->suspended) > 0) {
+        /* Its threads still run: nothing they use may be freed. */
         log_warn("%d requests still suspended at stop",
                  atomic_load(&s->suspended));
-    else
-        MHD_stop_daemon(s->daemon);
+        return false;
+    }
+    MHD_stop_daemon(s->daemon);
     free(s);
+    return true;
 }
