@@ -240,7 +240,7 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
     if (!pb->applied) {
         pending_remove(n->cl, pb);
         fail_works(n, pb->works, pb->count, BRK_ENO_LEADER,
-                   status == RAFT_SHUTDOWN
+                   status == RAFT_SHUTDOWN || n->stopping
                        ? "the broker is shutting down"
                        : "leadership was lost before the write committed; it "
                          "may or may not be applied: retry");
