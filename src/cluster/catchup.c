@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/clock.h"
 #include "broker/forward.h"
 #include "broker/log.h"
 #include "node_internal.h"
@@ -98,9 +99,18 @@ int catchup_partition(struct node *n, const char *leader, struct topic *t,
     size_t count;
     int rv = 0;
 
-    (void)n;
     partition_stats(part, &st);
     while (rv == 0 && st.next_offset < upto) {
+        /* This blocks the loop thread (c-raft's restore is synchronous):
+         * bound it. What was fetched stays; the refused snapshot is sent
+         * again and the next restore goes on from there. */
+        if (clock_mono_ns() > n->cl->catchup_deadline_ns) {
+            rv = brk_errf(errmsg, BRK_ETIMEOUT, "catch-up time budget used "
+                          "up at %s/%u offset %llu; continuing at the next "
+                          "snapshot attempt", t->name, p,
+                          (unsigned long long)st.next_offset);
+            break;
+        }
         rv = fetch_page(leader, t, p, st.next_offset, &resp, &moved, errmsg);
         if (rv == BRK_EOFFSET_RANGE) {
             log_warn("catch-up of %s/%u: the leader starts at %llu now",

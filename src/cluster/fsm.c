@@ -13,10 +13,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "broker/clock.h"
 #include "broker/log.h"
 #include "node_internal.h"
 
 #define SNAPSHOT_VERSION 1
+
+/* Longest a restore may block the loop fetching records (see catchup.c). */
+#define CATCHUP_BUDGET_MS 5000
 
 /* Several commands share one Raft entry, and replay idempotence needs a
  * number per command: the entry index with the command's position. */
@@ -395,6 +399,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     }
     index = (uint64_t)json_integer_value(json_object_get(o, "index"));
     set_catching_up(n, true);
+    n->cl->catchup_deadline_ns = clock_mono_ns() + CATCHUP_BUDGET_MS * 1000000ull;
     restore_members(n, json_object_get(o, "members"));
     topics = json_object_get(o, "topics");
     restore_deletions(n, topics, FSM_SEQ(index, FSM_MAX_CMDS));

@@ -69,6 +69,7 @@ struct cluster {
     struct topic **snap_topics;       /* snapshot in progress: to fsync */
     size_t n_snap_topics;
     char *snap_groups;                /* groups.json text to persist */
+    uint64_t catchup_deadline_ns;     /* restore: stop fetching after */
 };
 
 struct node {
