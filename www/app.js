@@ -922,7 +922,8 @@
     }
     showError($('rates-error'), '');
     const m = parseMetrics(typeof text === 'string' ? text : '');
-    samples.push({ t: Date.now(), m, lat: histogram(m, 'broker_produce_latency_seconds') });
+    const cluster = state.mode === 'cluster' ? await clusterCounters() : null;
+    samples.push({ t: Date.now(), m, cluster, lat: histogram(m, 'broker_produce_latency_seconds') });
     trimSamples();
     $('rates-updated').textContent = `Sampled ${fmtClock(new Date())} · every 2 s · last 2 minutes`;
     renderMetricsTable(m);
@@ -934,6 +935,37 @@
     while (samples.length && samples[0].t < cutoff) samples.shift();
   }
 
+  /**
+   * Cluster mode: the two message counters summed over every member, from
+   * /cluster/overview (this node fetches the others' status). Null when a
+   * member is unreachable, so the chart shows a gap rather than a dip.
+   */
+  async function clusterCounters() {
+    let ov;
+    try {
+      ov = await api('GET', '/cluster/overview');
+    } catch (e) {
+      return null;
+    }
+    const nodes = ov && Array.isArray(ov.nodes) ? ov.nodes : [];
+    const sum = new Map();
+    for (const n of nodes) {
+      if (!n.reachable) return null;
+      for (const [key, metric] of [['produced_messages_total', 'broker_produced_messages_total'],
+                                   ['fetched_messages_total', 'broker_fetched_messages_total']]) {
+        if (typeof n[key] !== 'number') return null;
+        sum.set(metric, (sum.get(metric) || 0) + n[key]);
+      }
+    }
+    return sum.size ? sum : null;
+  }
+
+  /** The counter a chart uses: the cluster sum when there is one. */
+  function counterOf(sample, name) {
+    const src = sample.cluster || sample.m;
+    return src && src.has(name) ? src.get(name) : undefined;
+  }
+
   /** [{t, v}] messages/s between consecutive samples; v null across gaps/resets. */
   function rateSeries(name) {
     const out = [];
@@ -941,8 +973,10 @@
       const a = samples[i - 1];
       const b = samples[i];
       let v = null;
-      if (a.m && b.m && a.m.has(name) && b.m.has(name)) {
-        const d = b.m.get(name) - a.m.get(name);
+      const va = counterOf(a, name);
+      const vb = counterOf(b, name);
+      if (va !== undefined && vb !== undefined && (!a.cluster) === (!b.cluster)) {
+        const d = vb - va;
         const dt = (b.t - a.t) / 1000;
         if (d >= 0 && dt > 0) v = d / dt; // a drop means the node restarted: leave a gap
       }
@@ -964,7 +998,7 @@
       const cur = series.length ? series[series.length - 1].v : null;
       $(c.now).textContent = cur === null ? '–' : `${fmtRate(cur)}/s`;
       const last = samples.length ? samples[samples.length - 1] : null;
-      const total = last && last.m ? last.m.get(c.metric) : undefined;
+      const total = last ? counterOf(last, c.metric) : undefined;
       $(c.stats).textContent = vals.length
         ? `avg ${fmtRate(vals.reduce((a, b) => a + b, 0) / vals.length)}/s · peak ${fmtRate(Math.max(...vals))}/s · total ${fmtInt(total)}`
         : (samples.length ? 'Collecting samples…' : 'Waiting for the first sample…');
@@ -974,13 +1008,15 @@
 
   function renderRatesNote() {
     const note = $('rates-note');
-    if (state.mode === 'cluster' && state.leaderId !== null && state.selfId !== null && state.leaderId !== state.selfId) {
-      const leader = state.overview && state.overview.leader;
-      const addr = leader && typeof leader.http_address === 'string' ? leader.http_address : null;
-      renderInto(note,
-        `These are node ${state.selfId}'s counters. It is a follower: produce requests it receives are forwarded to ` +
-        `the leader (node ${state.leaderId}) and counted there, so the produce rate here stays near zero. Fetches are served locally. `,
-        addr ? ['For the cluster\'s produce rate open the leader\'s dashboard: ', httpLink(addr), '.'] : null);
+    const last = samples.length ? samples[samples.length - 1] : null;
+    if (state.mode === 'cluster' && last && last.cluster) {
+      renderInto(note, 'Cluster-wide rates: the counters of every member, summed (each member reports ' +
+        'its own in /cluster/overview; produces are counted on the leader that applied them). ' +
+        'The table below is this node\'s own /metrics.');
+      note.hidden = false;
+    } else if (state.mode === 'cluster') {
+      renderInto(note, `A member is unreachable: these are node ${state.selfId}'s own counters only ` +
+        '(a follower\'s produces are forwarded to the leader and counted there).');
       note.hidden = false;
     } else {
       note.hidden = true;

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "broker/forward.h"
+#include "broker/metrics.h"
 #include "http_internal.h"
 
 static json_t *member_json(const struct node_member *m)
@@ -48,15 +49,21 @@ static json_t *status_json(struct http_req *r, const struct node_status *st)
 {
     time_t now = time(NULL);
 
+    /* The two message counters let one node's dashboard show cluster-wide
+     * rates from /cluster/overview (a follower's produces count on the
+     * leader). */
     return json_pack(
-        "{s:I, s:s, s:s, s:I, s:o, s:I, s:I, s:I, s:o, s:I, s:I}", "node_id",
+        "{s:I, s:s, s:s, s:I, s:o, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I}",
+        "node_id",
         (json_int_t)st->node_id, "mode", st->cluster ? "cluster" : "standalone",
         "state", node_state_name(st->state), "term", (json_int_t)st->term,
         "leader", leader_json(st), "commit_index", (json_int_t)st->commit_index,
         "applied_index", (json_int_t)st->applied_index, "last_log_index",
         (json_int_t)st->last_log_index, "members", members_json(st), "topics",
         (json_int_t)topic_count(r), "uptime_s",
-        (json_int_t)(now - st->started_ms / 1000));
+        (json_int_t)(now - st->started_ms / 1000), "produced_messages_total",
+        (json_int_t)metrics_get(MET_PRODUCE_MESSAGES),
+        "fetched_messages_total", (json_int_t)metrics_get(MET_FETCH_MESSAGES));
 }
 
 enum MHD_Result h_cluster_status(struct http_req *r)
