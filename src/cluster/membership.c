@@ -179,6 +179,8 @@ bool node_call_transfer(struct work *w, struct node *n)
 
     if (!leader_check(w, n))
         return true;
+    if (w->arg_id == n->cfg->cluster.node_id)
+        return true; /* already the leader: nothing to do */
     if ((c = change_new(w, n)) == NULL)
         return fail(w, BRK_ENOMEM, "transfer leadership", 0);
     rv = raft_transfer(&n->cl->raft, &c->treq, (raft_id)w->arg_id,

@@ -1,6 +1,7 @@
 /* Long-poll and claim waiters parked on the loop thread: woken by a
  * publish on their partition (or any partition of the topic, for claims),
  * by their own deadline timer, by topic deletion or by shutdown. */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "node_internal.h"
@@ -112,10 +113,17 @@ void waiters_wake_partition(struct node *n, struct topic *t, uint32_t p)
 
 void waiters_wake_topic(struct node *n, struct topic *t)
 {
+    struct waiter *wt;
     uint32_t p;
 
     for (p = 0; p < t->n_partitions; p++)
         release_list(n, &t->waiters[p], true);
+    /* A parked claim learns that its topic is gone, as a long poll does. */
+    for (wt = t->claim_waiters; wt != NULL; wt = wt->next) {
+        wt->w->res.err = BRK_EUNKNOWN_TOPIC;
+        snprintf(wt->w->res.errmsg, sizeof(wt->w->res.errmsg),
+                 "topic '%s' was deleted", t->name);
+    }
     release_list(n, &t->claim_waiters, true);
     node_publish_waiters_count(n);
 }

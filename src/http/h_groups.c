@@ -39,9 +39,14 @@ static int parse_offset(struct http_req *r, json_t *o, struct cmd_offset *out,
     uint64_t p, off;
     char f[64];
 
-    if (!json_is_object(o) || !json_name_valid(t)) {
-        *ret = http_reply_error(r, BRK_EINVAL, "field '%stopic' must be a "
-                                "valid topic name", field);
+    if (!json_is_object(o) || !json_is_string(t)) {
+        *ret = http_reply_error(r, BRK_EINVAL, "field '%stopic' is required "
+                                "(a topic name)", field);
+        return -1;
+    }
+    if (!json_name_valid(t)) {
+        *ret = http_reply_error(r, BRK_EINVALID_TOPIC, "field '%stopic': "
+                                "invalid topic name", field);
         return -1;
     }
     snprintf(f, sizeof(f), "%spartition", field);

@@ -102,7 +102,8 @@ static int parse_record(struct http_req *r, json_t *o, struct cmd_record *rec,
     int rv;
 
     if (!json_is_object(o))
-        return brk_errf(errmsg, BRK_EINVAL, "field '%s' must be an object",
+        return brk_errf(errmsg, BRK_EINVAL, "field '%.*s' must be an object",
+                        field[0] ? (int)strlen(field) - 1 : 4,
                         field[0] ? field : "body");
     v = json_object_get(o, "value");
     if (v == NULL)
@@ -139,6 +140,9 @@ static int parse_json_records(struct http_req *r, json_t *body,
     if (recs != NULL && !json_is_array(recs))
         return brk_errf(errmsg, BRK_EINVAL, "field 'records' must be an "
                         "array");
+    if (recs != NULL && json_object_get(body, "value") != NULL)
+        return brk_errf(errmsg, BRK_EINVAL, "give either 'value' (one "
+                        "record) or 'records' (a batch), not both");
     r->batch = recs != NULL;
     n = recs ? json_array_size(recs) : 1;
     if (n == 0)
@@ -421,8 +425,12 @@ static bool fetch_offset(struct http_req *r, const struct partition_stats *st,
         r->off = st->log_start_offset;
     else if (strcmp(v, "latest") == 0)
         r->off = st->high_watermark;
+    else if (v[0] >= '0' && v[0] <= '9' && v[strspn(v, "0123456789")] == '\0')
+        /* Digits only: past 2^64 it is still an offset, above the high
+         * watermark (416), not a malformed argument. */
+        r->off = http_parse_u64(v, UINT64_MAX, &r->off) ? r->off : UINT64_MAX;
     else
-        ok = http_parse_u64(v, INT64_MAX, &r->off);
+        ok = false;
     free(v);
     if (!ok)
         *ret = http_reply_error(r, BRK_EINVAL, "query argument 'offset' must "

@@ -156,6 +156,14 @@ static void clear_params(struct http_req *r)
     r->n_params = 0;
 }
 
+/* HEAD is GET without a body (libmicrohttpd drops the body itself), so
+ * probes such as `curl -I /healthz` work. */
+static bool method_matches(const char *route, const char *method)
+{
+    return strcmp(route, method) == 0 ||
+           (strcmp(route, "GET") == 0 && strcmp(method, "HEAD") == 0);
+}
+
 enum MHD_Result router_dispatch(struct http_req *r)
 {
     size_t i;
@@ -163,7 +171,7 @@ enum MHD_Result router_dispatch(struct http_req *r)
 
     for (i = 0; i < N_ROUTES; i++) {
         bool ok = match(r, routes[i].pattern, r->url);
-        if (ok && strcmp(routes[i].method, r->method) == 0) {
+        if (ok && method_matches(routes[i].method, r->method)) {
             r->route = (int)i;
             if (routes[i].write)
                 return http_forward_write(r, routes[i].fn);

@@ -117,6 +117,11 @@ class Membership(ch.ClusterTestCase):
         self.assertEqual(r["offset"], 1)
 
         leader = c.leader()
+        # Transferring to the node that already leads is a no-op: 200.
+        st, _, data = old.request("POST", "/cluster/leader/transfer",
+                                  {"node_id": leader.node_id}, timeout=30)
+        self.assertEqual(st, 200, data)
+        self.assertEqual(data["leader"]["node_id"], leader.node_id, data)
         answers = self._transfer(c, leader, None)
         st, body, _, _ = answers[-1]
         self.assertEqual(st, 200, "transfer failed %d time(s): %r"

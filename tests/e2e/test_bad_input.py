@@ -216,13 +216,26 @@ class BadInput(harness.BrokerTestCase):
 
     # ---- query arguments ----
 
+    def test_value_and_records_together(self):
+        """A body with both 'value' and 'records' is ambiguous: 400 bad_request, nothing written."""
+        self.assertError(self.b.post("/topics/keep/messages",
+                                     {"value": 1, "records": [{"value": 2}]}),
+                         400, "bad_request")
+        self.assertHwUnchanged()
+
+    def test_commit_with_bad_topic_name(self):
+        """A commit naming an invalid topic is 400 invalid_topic (names follow one rule everywhere)."""
+        self.assertError(self.b.post("/groups/g1/offsets",
+                                     {"topic": "a/b", "partition": 0,
+                                      "offset": 1}),
+                         400, "invalid_topic")
+
     def test_bad_fetch_arguments(self):
         """Negative or non-numeric offset, limit 0/10001, wait_ms 30001, bad max_bytes are 400 bad_request."""
         base = "/topics/keep/partitions/0/messages?"
         for qs in ["offset=-1", "offset=abc", "offset=1.5", "offset=",
                    "offset=1e3", "offset=%2B1", "offset=%201",
                    "offset=earliestx", "offset=0x10",
-                   "offset=99999999999999999999999",
                    "limit=0", "limit=10001", "limit=-1", "limit=abc",
                    "limit=", "wait_ms=30001", "wait_ms=-1", "wait_ms=x",
                    "max_bytes=abc", "max_bytes=-1"]:
@@ -231,6 +244,11 @@ class BadInput(harness.BrokerTestCase):
             self.assertIn(qs.split("=")[0], data["error"], qs)
         self.assertEqual(self.b.get(base + "limit=10000")[0], 200)
         self.assertEqual(self.b.get(base + "limit=1&wait_ms=0")[0], 200)
+        # An offset past 2^63 or 2^64 is still an offset: above the high
+        # watermark, so 416 as API.md says, not a malformed argument.
+        for off in ["9223372036854775808", "99999999999999999999999"]:
+            self.assertError(self.b.get(base + "offset=" + off), 416,
+                             "offset_out_of_range")
 
     def test_bad_partition_in_path(self):
         """A non-numeric or negative partition in the path is 400 bad_request."""

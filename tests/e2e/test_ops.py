@@ -124,6 +124,15 @@ class Ops(harness.BrokerTestCase):
             self.assertNotIn(b"cmake_minimum_required", body)
             self.assertNotIn(b"int main", body)
 
+    def test_head_is_get_without_body(self):
+        """HEAD on a GET route (a probe's `curl -I /healthz`) is 200 with no body."""
+        for path in ("/healthz", "/metrics", "/"):
+            st, _, data = self.b.request("HEAD", path)
+            self.assertEqual(st, 200, path)
+            self.assertEqual(data, b"", path)
+        st, _, _ = self.b.request("HEAD", "/topics/x/messages")
+        self.assertEqual(st, 405)
+
 
 if __name__ == "__main__":
     harness.main()

@@ -190,6 +190,21 @@ class Groups(harness.BrokerTestCase):
     def setUpClass(cls):
         cls.b = cls.start_shared()
 
+    def test_parked_claim_learns_topic_deleted(self):
+        """A claim waiting on an empty topic that is then deleted answers 404 unknown_topic, as a long poll does."""
+        self.assertEqual(self.b.post("/topics", {"name": "claimgone",
+                                                 "partitions": 1})[0], 201)
+        out = []
+        t = threading.Thread(target=lambda: out.append(self.b.post(
+            "/groups/cg/topics/claimgone/claim", {"wait_ms": 10000},
+            timeout=20)))
+        t.start()
+        self.b.wait_waiters(1)
+        self.assertEqual(self.b.delete("/topics/claimgone")[0], 204)
+        t.join(15)
+        self.assertEqual(len(out), 1)
+        self.assertError(out[0], 404, "unknown_topic")
+
     def offsets(self, group, topic=None):
         path = "/groups/%s/offsets" % group
         if topic:
