@@ -309,32 +309,56 @@ in_ctr sh -c 'test -w /var/lib/broker/data && test -w /var/lib/broker/raft' \
 
 ########################################################################
 phase run "broker from the image, HTTP from the host"
-port=""
-for _ in $(seq 1 50); do
-    p=$(( 20000 + RANDOM % 30000 ))
-    # Connection refused: nothing listens there.
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
-done
-[ -n "$port" ] || fail "no free TCP port found"
-# The image's own default config, moved to 127.0.0.1:$port (the container
-# shares the host's network), mounted read-only as a user's config would be.
 in_ctr cat /etc/broker/broker.json >"$TMP/default.json"
-sed -e "s/\"port\": 9092,/\"port\": $port,/" -e 's/"host": "0.0.0.0"/"host": "127.0.0.1"/' \
-    "$TMP/default.json" >"$TMP/smoke.json"
-grep -q "\"port\": $port," "$TMP/smoke.json" || fail "could not set server.port in the default config"
-grep -q '"data_dir": "/var/lib/broker/data"' "$TMP/smoke.json" || fail "default config: data_dir is not /var/lib/broker/data"
-chmod 644 "$TMP/smoke.json"
-setsid "${B[@]}" run --isolation chroot -v "$TMP/smoke.json:/etc/broker/smoke.json:ro" "$CTR" -- \
-    broker -config=/etc/broker/smoke.json >"$TMP/broker.log" 2>&1 &
-RUN_PID=$!
-base=http://127.0.0.1:$port
-ok=0
-for _ in $(seq 1 150); do
-    if curl -fsS -o /dev/null --max-time 2 "$base/healthz" 2>/dev/null; then ok=1; break; fi
-    kill -0 "$RUN_PID" 2>/dev/null || { cat "$TMP/broker.log" >&2; fail "broker exited before /healthz answered (log above)"; }
-    sleep 0.2
+grep -q '"data_dir": "/var/lib/broker/data"' "$TMP/default.json" || fail "default config: data_dir is not /var/lib/broker/data"
+
+# A port below Linux's ephemeral range (32768-60999), where no outgoing
+# connection of another program can hold it; nothing listening there.
+free_port() {
+    local p
+    for _ in $(seq 1 50); do
+        p=$(( 20000 + RANDOM % 12000 ))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+    done
+    return 1
+}
+
+# Start the broker from the image with its own default config moved to
+# 127.0.0.1:$port (the container shares the host's network), mounted
+# read-only as a user's config would be. 0 once /healthz answers; 2 when the
+# port was taken meanwhile (try another); fails otherwise.
+start_broker() {
+    sed -e "s/\"port\": 9092,/\"port\": $port,/" -e 's/"host": "0.0.0.0"/"host": "127.0.0.1"/' \
+        "$TMP/default.json" >"$TMP/smoke.json"
+    grep -q "\"port\": $port," "$TMP/smoke.json" || fail "could not set server.port in the default config"
+    chmod 644 "$TMP/smoke.json"
+    setsid "${B[@]}" run --isolation chroot -v "$TMP/smoke.json:/etc/broker/smoke.json:ro" "$CTR" -- \
+        broker -config=/etc/broker/smoke.json >"$TMP/broker.log" 2>&1 &
+    RUN_PID=$!
+    base=http://127.0.0.1:$port
+    for _ in $(seq 1 150); do
+        if curl -fsS -o /dev/null --max-time 2 "$base/healthz" 2>/dev/null; then return 0; fi
+        if ! kill -0 "$RUN_PID" 2>/dev/null; then
+            wait "$RUN_PID" 2>/dev/null || true
+            RUN_PID=""
+            grep -q "Address already in use" "$TMP/broker.log" && return 2
+            cat "$TMP/broker.log" >&2
+            fail "broker exited before /healthz answered (log above)"
+        fi
+        sleep 0.2
+    done
+    cat "$TMP/broker.log" >&2
+    fail "no /healthz on $base within 30 s (log above)"
+}
+
+started=1
+for _ in 1 2 3; do
+    port=$(free_port) || fail "no free TCP port found"
+    rc=0; start_broker || rc=$?
+    if [ $rc = 0 ]; then started=0; break; fi
+    log "port $port was taken meanwhile; trying another"
 done
-[ $ok = 1 ] || { cat "$TMP/broker.log" >&2; fail "no /healthz on $base within 30 s (log above)"; }
+[ $started = 0 ] || fail "could not start the broker on a free port (3 tries)"
 log "healthz ok on $base after $(elapsed "$PHASE_T")s"
 
 topic=smoke-$$
