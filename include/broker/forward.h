@@ -4,6 +4,7 @@
  * Never call it on the loop thread except for snapshot catch-up. */
 #ifndef BROKER_FORWARD_H
 #define BROKER_FORWARD_H
+#include <stdbool.h>
 #include <stddef.h>
 
 #define FORWARD_MAX_BODY (64u << 20)
@@ -40,5 +41,6 @@ void forward_response_free(struct forward_response *r);
 /* At shutdown: make every call in progress, and every later one, fail
  * at once (a relayed claim may wait 30 s otherwise). Any thread. */
 void forward_abort_all(void);
+bool forward_aborting(void);
 
 #endif

@@ -153,6 +153,11 @@ void forward_abort_all(void)
     atomic_store(&aborting, true);
 }
 
+bool forward_aborting(void)
+{
+    return atomic_load(&aborting);
+}
+
 /* Shutdown must not wait for a long relayed claim: stop transfers. */
 static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut,
                        curl_off_t un)

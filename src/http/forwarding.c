@@ -148,6 +148,9 @@ enum MHD_Result http_forward_write(struct http_req *r, http_handler local)
         }
         if (attempt(r, &st, last, &ret, errmsg))
             return ret;
+        if (forward_aborting())
+            return http_reply_error(r, BRK_ESHUTDOWN, "this node is shutting "
+                                    "down; send the write to another node");
         if (last)
             break;
         usleep(FORWARD_RETRY_MS * 1000);
