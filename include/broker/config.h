@@ -69,6 +69,10 @@ int config_parse(struct config *c, const char *text, const char *name,
  * BRK_EINVAL with the path and strerror in @errmsg. */
 int config_load(struct config *c, const char *path, char *errmsg);
 
+/* True for a numeric IPv4 address with a port ("10.0.0.1:8001"), the only
+ * form c-raft's TCP transport accepts. */
+bool config_raft_address_valid(const char *s);
+
 /* Go-style duration: "168h", "30m", "1h30m", "90s", "500ms", "0s", "1.5h".
  * Units ns us ms s m h; no sign; at least one unit. Result rounded down to
  * whole milliseconds. Returns 0, or -1 for anything else (empty, "10",

@@ -702,7 +702,7 @@ static int resolve_raft_address(struct config *c, const char *name,
 
 /* c-raft's TCP transport takes numeric IPv4 "a.b.c.d:port" only: a host
  * name fails inside raft_start, far from the config. */
-static bool numeric_ipv4_port(const char *s)
+bool config_raft_address_valid(const char *s)
 {
     char host[64];
     struct in_addr a;
@@ -722,14 +722,15 @@ static int validate_raft_addresses(const struct config_cluster *cl,
     int i;
 
     for (i = 0; i < cl->n_initial_members; i++) {
-        if (numeric_ipv4_port(cl->initial_members[i]))
+        if (config_raft_address_valid(cl->initial_members[i]))
             continue;
         snprintf(field, sizeof(field), "cluster.initial_members[%d]", i);
         return field_err(errmsg, name, field, "must be a numeric IPv4 "
                          "address and port (\"10.0.0.1:8001\"): the Raft "
                          "transport does not resolve host names");
     }
-    if (cl->raft_address[0] != '\0' && !numeric_ipv4_port(cl->raft_address))
+    if (cl->raft_address[0] != '\0' &&
+        !config_raft_address_valid(cl->raft_address))
         return field_err(errmsg, name, "cluster.raft_address", "must be a "
                          "numeric IPv4 address and port (\"10.0.0.1:8001\"): "
                          "the Raft transport does not resolve host names");

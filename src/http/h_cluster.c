@@ -1,5 +1,4 @@
 /* /cluster: status, leader, members, Raft figures, membership changes. */
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,23 +209,6 @@ static bool valid_address(const char *s)
            http_parse_u64(colon + 1, 65535, &port) && port > 0;
 }
 
-/* c-raft's transport takes numeric IPv4 only (as the config checks). */
-static bool valid_raft_address(const char *s)
-{
-    char host[64];
-    struct in_addr a;
-    size_t n;
-
-    if (!valid_address(s))
-        return false;
-    n = (size_t)(strrchr(s, ':') - s);
-    if (n >= sizeof(host))
-        return false;
-    memcpy(host, s, n);
-    host[n] = '\0';
-    return inet_pton(AF_INET, host, &a) == 1;
-}
-
 enum MHD_Result h_cluster_member_add(struct http_req *r)
 {
     enum MHD_Result ret;
@@ -243,7 +225,7 @@ enum MHD_Result h_cluster_member_add(struct http_req *r)
         json_decref(body);
         return ret;
     }
-    if (id == 0 || !valid_raft_address(raft) ||
+    if (id == 0 || raft == NULL || !config_raft_address_valid(raft) ||
         (http && !valid_address(http))) {
         json_decref(body);
         return http_reply_error(r, BRK_EINVAL, "fields 'node_id' (>= 1) and "
