@@ -118,6 +118,54 @@ enum MHD_Result h_group_commit(struct http_req *r)
     return http_submit(r, w, simple_done);
 }
 
+static int cmp_offsets(const void *a, const void *b)
+{
+    json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+    int c = strcmp(json_string_value(json_object_get(x, "topic")),
+                   json_string_value(json_object_get(y, "topic")));
+
+    if (c != 0)
+        return c;
+    return (int)(json_integer_value(json_object_get(x, "partition")) -
+                 json_integer_value(json_object_get(y, "partition")));
+}
+
+/* Sort by topic and partition, and add each partition's high watermark
+ * and the group's lag behind it (as kafka-consumer-groups --describe). */
+static void add_lag(struct http_req *r, json_t *offsets)
+{
+    size_t i, n = json_array_size(offsets);
+    json_t **v = calloc(n ? n : 1, sizeof(*v));
+    struct partition_stats st;
+
+    for (i = 0; v != NULL && i < n; i++)
+        v[i] = json_incref(json_array_get(offsets, i));
+    if (v != NULL) {
+        qsort(v, n, sizeof(*v), cmp_offsets);
+        json_array_clear(offsets);
+        for (i = 0; i < n; i++)
+            json_array_append_new(offsets, v[i]);
+        free(v);
+    }
+    for (i = 0; i < json_array_size(offsets); i++) {
+        json_t *o = json_array_get(offsets, i);
+        struct topic *t = topic_registry_get(
+            r->srv->deps.st->topics,
+            json_string_value(json_object_get(o, "topic")));
+        json_int_t p = json_integer_value(json_object_get(o, "partition"));
+        json_int_t off = json_integer_value(json_object_get(o, "offset"));
+        json_int_t hw;
+
+        if (t != NULL && p >= 0 && (uint64_t)p < t->n_partitions) {
+            partition_stats(t->partitions[p], &st);
+            hw = (json_int_t)st.high_watermark;
+            json_object_set_new(o, "high_watermark", json_integer(hw));
+            json_object_set_new(o, "lag", json_integer(hw > off ? hw - off : 0));
+        }
+        topic_put(t);
+    }
+}
+
 enum MHD_Result h_group_offsets(struct http_req *r)
 {
     enum MHD_Result ret;
@@ -135,6 +183,8 @@ enum MHD_Result h_group_offsets(struct http_req *r)
     }
     offsets = group_offsets_json(r->srv->deps.st->groups, r->params[0], topic);
     free(topic);
+    if (offsets != NULL)
+        add_lag(r, offsets);
     /* A group that never committed has no offsets yet (as in Kafka). */
     return http_reply_json(r, 200, json_pack("{s:s, s:o}", "group",
                                              r->params[0], "offsets",

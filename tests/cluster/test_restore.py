@@ -53,10 +53,11 @@ class Restore(ch.ClusterTestCase):
                                      {"limit": 3})
         self.assertEqual(st, 200, body)
         want = stats(leader, "t")[0][0] + 3
+        def committed(n):
+            return [(o["topic"], o["partition"], o["offset"]) for o in
+                    n.request("GET", "/groups/g/offsets")[2].get("offsets")]
         for n in c.all():
-            c.wait_until(lambda: n.request("GET", "/groups/g/offsets")[2]
-                         .get("offsets") == [{"topic": "t", "partition": 0,
-                                              "offset": want}], 10,
+            c.wait_until(lambda: committed(n) == [("t", 0, want)], 10,
                          "group offset on node %d" % n.node_id)
         r = leader.produce("t", "after", partition=0)
         final = c.wait_identical("t", 10, nodes=c.all())

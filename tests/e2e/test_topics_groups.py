@@ -190,6 +190,24 @@ class Groups(harness.BrokerTestCase):
     def setUpClass(cls):
         cls.b = cls.start_shared()
 
+    def test_offsets_show_lag(self):
+        """GET /groups/{g}/offsets lists offsets sorted by topic and partition, with each partition's high_watermark and the lag behind it."""
+        self.assertEqual(self.b.post("/topics", {"name": "lagt",
+                                                 "partitions": 3})[0], 201)
+        for p in (2, 0, 1, 1):
+            self.assertEqual(self.b.post("/topics/lagt/messages",
+                                         {"value": p, "partition": p})[0], 201)
+        st, _, d = self.b.post("/groups/lagg/offsets", {"offsets": [
+            {"topic": "lagt", "partition": 2, "offset": 0},
+            {"topic": "lagt", "partition": 0, "offset": 1},
+            {"topic": "lagt", "partition": 1, "offset": 1}]})
+        self.assertEqual(st, 200, d)
+        st, _, d = self.b.get("/groups/lagg/offsets?topic=lagt")
+        self.assertEqual(st, 200, d)
+        self.assertEqual([(o["partition"], o["offset"], o["high_watermark"],
+                           o["lag"]) for o in d["offsets"]],
+                         [(0, 1, 1, 0), (1, 1, 2, 1), (2, 0, 1, 1)])
+
     def test_parked_claim_learns_topic_deleted(self):
         """A claim waiting on an empty topic that is then deleted answers 404 unknown_topic, as a long poll does."""
         self.assertEqual(self.b.post("/topics", {"name": "claimgone",
