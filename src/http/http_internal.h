@@ -20,6 +20,7 @@ struct http_server {
     atomic_int suspended;       /* connections waiting for the loop */
     atomic_int active;          /* requests begun and not yet completed */
     char node_id[24];           /* X-Broker-Node value */
+    MHD_socket quiesced_fd;     /* listening socket, closed after stop */
 };
 
 enum req_state { REQ_NEW, REQ_PENDING, REQ_DONE, REQ_ANSWERED };

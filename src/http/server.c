@@ -277,6 +277,7 @@ int http_server_start(const struct http_deps *deps, struct http_server **out,
     if (s == NULL)
         return brk_errf(errmsg, BRK_ENOMEM, "allocate HTTP server");
     s->deps = *deps;
+    s->quiesced_fd = MHD_INVALID_SOCKET;
     node_status(deps->node, &st);
     snprintf(s->node_id, sizeof(s->node_id), "%llu",
              (unsigned long long)st.node_id);
@@ -314,10 +315,11 @@ int http_server_start(const struct http_deps *deps, struct http_server **out,
 void http_server_quiesce(struct http_server *s)
 {
     forward_abort_all();
-    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
-
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    /* The listening socket is ours to close, but only after
+     * MHD_stop_daemon: the pool threads drop it from their epoll sets
+     * later, and closing it first makes MHD abort ("Failed to remove
+     * listen FD from epoll set"). */
+    s->quiesced_fd = MHD_quiesce_daemon(s->daemon);
 }
 
 bool http_server_stop(struct http_server *s)
@@ -337,6 +339,8 @@ bool http_server_stop(struct http_server *s)
         return false;
     }
     MHD_stop_daemon(s->daemon);
+    if (s->quiesced_fd != MHD_INVALID_SOCKET)
+        close(s->quiesced_fd);
     free(s);
     return true;
 }

@@ -57,7 +57,7 @@ struct partition {
     struct segment **segs;   /* ascending base offsets; the last is active */
     size_t n_segs;
     size_t cap_segs;
-    uint64_t log_start_offset; /* base of segs[0] */
+    uint64_t log_start_offset; /* >= base of segs[0]: see truncate */
     uint64_t next_offset;      /* one past the last written record */
     uint64_t high_watermark;   /* one past the last visible record */
     uint64_t size_bytes;       /* sum of the segments' sizes */
@@ -914,7 +914,8 @@ static size_t unlist_segments(struct partition *p, uint64_t before,
     }
     memmove(p->segs, p->segs + k, (p->n_segs - k) * sizeof(*p->segs));
     p->n_segs -= k;
-    p->log_start_offset = p->segs[0]->base_offset;
+    if (p->segs[0]->base_offset > p->log_start_offset)
+        p->log_start_offset = p->segs[0]->base_offset;
     p->dir_dirty = true;
     return k;
 }
@@ -942,6 +943,14 @@ int partition_truncate_before(struct partition *p, uint64_t before,
             segment_unref(v[i]);
         }
     } while (k == PARTITION_DELETE_BATCH);
+    /* Replicas can split their segments differently (a follower that
+     * caught up appended fetched pages, not the original batches), so the
+     * log start is an offset, not a file boundary: records below @before
+     * are hidden even where their segment must stay. */
+    pthread_mutex_lock(&p->mu);
+    if (before > p->log_start_offset)
+        p->log_start_offset = before < p->next_offset ? before : p->next_offset;
+    pthread_mutex_unlock(&p->mu);
     return rc == 0 ? 0 : brk_errwrap(errmsg, rc, "truncate %s", p->dir);
 }
 
