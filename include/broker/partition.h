@@ -103,8 +103,9 @@ int partition_retention_point(struct partition *p, int64_t now_ms,
                               uint64_t *before);
 
 /* Writer only. Delete every non-active segment whose records all lie
- * below @before; log_start_offset becomes the base of the first segment
- * kept. Readers that are reading a deleted segment finish safely (the
+ * below @before, and raise log_start_offset to @before (clamped to
+ * next_offset): records below it are hidden even where their segment must
+ * stay, so replicas that split segments differently agree. Readers that are reading a deleted segment finish safely (the
  * file is unlinked, its descriptor closed after the last reader). */
 int partition_truncate_before(struct partition *p, uint64_t before,
                               char *errmsg);

@@ -52,6 +52,47 @@ void node_publish_waiters_count(struct node *n)
     pthread_mutex_unlock(&n->status_lock);
 }
 
+/* ==== answering a batch (both write paths) ==== */
+
+static bool claim_should_wait(struct node *n, struct work *w)
+{
+    return w->cmd.type == CMD_CLAIM && w->res.err == 0 &&
+           w->res.n_claimed == 0 && w->wait_ms > 0 && !n->stopping &&
+           uv_now(&n->loop) < w->deadline_ms;
+}
+
+void node_complete_batch(struct node *n, struct work **works, size_t count,
+                         struct state_effects *fx, int err,
+                         const char *errmsg)
+{
+    struct partition_stats st;
+    size_t i;
+
+    for (i = 0; i < fx->n_touched; i++) {
+        struct topic *t = fx->touched[i].topic;
+        uint32_t p = fx->touched[i].partition;
+        partition_stats(t->partitions[p], &st);
+        partition_publish(t->partitions[p], st.next_offset);
+        waiters_wake_partition(n, t, p);
+    }
+    for (i = 0; i < fx->n_deleted; i++)
+        waiters_wake_topic(n, fx->deleted[i]);
+    for (i = 0; i < count; i++) {
+        struct work *w = works[i];
+        if (err != 0 && w->res.err == 0) {
+            w->res.err = err;
+            snprintf(w->res.errmsg, sizeof(w->res.errmsg), "%s", errmsg);
+        }
+        if (claim_should_wait(n, w)) {
+            cmd_result_clear(&w->res);
+            waiters_add(n, w, true);
+        } else {
+            node_finish_work(n, w);
+        }
+    }
+    state_effects_clear(fx);
+}
+
 /* ==== draining the queue ==== */
 
 static bool wait_ready(struct work *w)
@@ -290,7 +331,7 @@ static int init_handles(struct node *n)
                    (uint64_t)n->cfg->cleanup_interval_ms,
                    (uint64_t)n->cfg->cleanup_interval_ms);
     if (n->cfg->flush_interval_ms > 0 || n->cfg->cluster.enabled)
-        standalone_flush_start(n);
+        node_flush_start(n);
     return 0;
 }
 

@@ -100,6 +100,11 @@ struct node {
 void node_drain(struct node *n);
 void node_requeue(struct node *n, struct work *w);
 void node_finish_work(struct node *n, struct work *w);
+/* Publish, wake and answer after a batch is durable: after the group
+ * fsync standalone, at apply in a cluster (the Raft log is durable). */
+void node_complete_batch(struct node *n, struct work **works, size_t count,
+                         struct state_effects *fx, int err,
+                         const char *errmsg);
 /* done callback of the loop's own works (retention, announcements). */
 void node_free_internal_work(struct work *w);
 void node_publish_waiters_count(struct node *n);
@@ -135,12 +140,9 @@ int catchup_partition(struct node *n, const char *leader_http,
 
 /* standalone.c */
 void standalone_apply(struct node *n, struct work **works, size_t count);
-void standalone_flush_start(struct node *n);
+/* Periodic fsync on the thread pool (flush_interval > 0, or every second
+ * in a cluster). */
+void node_flush_start(struct node *n);
 void node_final_flush(struct node *n);
-/* Publish, wake and answer after a batch is durable (also used by the
- * cluster path, where durability comes from the Raft log). */
-void node_complete_batch(struct node *n, struct work **works, size_t count,
-                         struct state_effects *fx, int err,
-                         const char *errmsg);
 
 #endif

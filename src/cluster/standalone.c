@@ -1,7 +1,8 @@
 /* Standalone write path: apply a drained batch, fsync once for all of it
  * on the thread pool (group commit), then publish and acknowledge. With a
  * positive flush_interval, acknowledge after the write and fsync on a
- * timer instead. */
+ * timer instead. The periodic flush also serves cluster nodes, whose
+ * segments are otherwise fsync'd only for snapshots. */
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -9,45 +10,6 @@
 #include "broker/clock.h"
 #include "broker/log.h"
 #include "node_internal.h"
-
-static bool claim_should_wait(struct node *n, struct work *w)
-{
-    return w->cmd.type == CMD_CLAIM && w->res.err == 0 &&
-           w->res.n_claimed == 0 && w->wait_ms > 0 && !n->stopping &&
-           uv_now(&n->loop) < w->deadline_ms;
-}
-
-void node_complete_batch(struct node *n, struct work **works, size_t count,
-                         struct state_effects *fx, int err,
-                         const char *errmsg)
-{
-    struct partition_stats st;
-    size_t i;
-
-    for (i = 0; i < fx->n_touched; i++) {
-        struct topic *t = fx->touched[i].topic;
-        uint32_t p = fx->touched[i].partition;
-        partition_stats(t->partitions[p], &st);
-        partition_publish(t->partitions[p], st.next_offset);
-        waiters_wake_partition(n, t, p);
-    }
-    for (i = 0; i < fx->n_deleted; i++)
-        waiters_wake_topic(n, fx->deleted[i]);
-    for (i = 0; i < count; i++) {
-        struct work *w = works[i];
-        if (err != 0 && w->res.err == 0) {
-            w->res.err = err;
-            snprintf(w->res.errmsg, sizeof(w->res.errmsg), "%s", errmsg);
-        }
-        if (claim_should_wait(n, w)) {
-            cmd_result_clear(&w->res);
-            waiters_add(n, w, true);
-        } else {
-            node_finish_work(n, w);
-        }
-    }
-    state_effects_clear(fx);
-}
 
 /* ==== group commit ==== */
 
@@ -196,7 +158,7 @@ static void on_flush(uv_timer_t *timer)
  * but the snapshot's own fsync (on the loop thread) stays short. */
 #define CLUSTER_FLUSH_MS 1000
 
-void standalone_flush_start(struct node *n)
+void node_flush_start(struct node *n)
 {
     uint64_t ms = n->cfg->flush_interval_ms > 0
                       ? (uint64_t)n->cfg->flush_interval_ms
