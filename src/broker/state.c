@@ -235,19 +235,36 @@ bool state_storage_full(struct state *s, uint64_t bytes)
                (uint64_t)s->cfg->max_storage_size;
 }
 
-/* Append the records of @c that go to partition @p, in request order. */
+/* How many of @c's @n records for partition @p it already holds: a
+ * replay after a restart finds all of them (skip), none, or, when the
+ * segment lost its tail inside the command, the first few. */
+static int produce_done(struct partition *part, uint64_t index, size_t n,
+                        size_t *done, char *errmsg)
+{
+    struct partition_stats st;
+
+    partition_stats(part, &st);
+    *done = 0;
+    if (st.last_cmd_index > index) {
+        *done = n; /* a later command wrote after it: all there */
+        return 0;
+    }
+    if (st.last_cmd_index < index)
+        return 0;
+    return partition_tail_count(part, index, n, done, errmsg);
+}
+
+/* Append the records of @c that go to partition @p, in request order,
+ * except those a replay finds already stored. */
 static int produce_partition(struct topic *t, uint32_t p, const struct cmd *c,
                              uint64_t index, int64_t ts,
                              struct cmd_result *res, struct record *recs)
 {
-    size_t i, n = 0;
+    size_t i, n = 0, done;
     uint64_t first;
     struct partition_stats st;
     int rv;
 
-    partition_stats(t->partitions[p], &st);
-    if (st.last_cmd_index >= index)
-        return 0; /* already applied before a restart */
     for (i = 0; i < c->n_records; i++) {
         const struct cmd_record *r = &c->records[i];
         if (r->partition != p)
@@ -259,9 +276,19 @@ static int produce_partition(struct topic *t, uint32_t p, const struct cmd *c,
             .headers_len = r->headers_len};
         n++;
     }
-    rv = partition_append(t->partitions[p], recs, n, &first, res->errmsg);
+    rv = produce_done(t->partitions[p], index, n, &done, res->errmsg);
     if (rv != 0)
         return rv;
+    partition_stats(t->partitions[p], &st);
+    if (done == n && st.last_cmd_index > index)
+        return 0; /* replayed behind newer records: offsets not needed */
+    if (done < n) {
+        rv = partition_append(t->partitions[p], recs + done, n - done, &first,
+                              res->errmsg);
+        if (rv != 0)
+            return rv;
+    }
+    first = st.next_offset - done;
     for (i = 0, n = 0; i < c->n_records; i++)
         if (c->records[i].partition == p)
             res->produced[i] =
