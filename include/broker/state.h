@@ -55,6 +55,11 @@ void state_apply(struct state *s, const struct cmd *c, uint64_t index,
                  int64_t now_ms, struct cmd_result *res,
                  struct state_effects *fx);
 
+/* Whether the file system of data_dir has less than @bytes (plus a small
+ * reserve for indexes and metadata) free for this process: a produce is
+ * refused with 507 before anything is written or proposed. Any thread. */
+bool state_disk_full(struct state *s, uint64_t bytes, uint64_t *free_bytes);
+
 /* Whether @bytes more would pass max_storage_size. Any thread. */
 bool state_storage_full(struct state *s, uint64_t bytes);
 

@@ -4,6 +4,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "broker/err.h"
 #include "broker/log.h"
@@ -226,6 +228,23 @@ static int produce_check(struct state *s, const struct cmd *c,
                         "storage is full (max_storage_size %lld bytes)",
                         (long long)s->cfg->max_storage_size);
     return 0;
+}
+
+/* Room kept for what a produce writes besides its records (index entries,
+ * a new segment's files, groups.json). */
+#define STATE_DISK_RESERVE (64u << 10)
+
+bool state_disk_full(struct state *s, uint64_t bytes, uint64_t *free_bytes)
+{
+    struct statvfs v;
+    uint64_t avail;
+
+    if (statvfs(s->cfg->data_dir, &v) != 0)
+        return false; /* the write itself will tell */
+    /* root may use the blocks reserved for it. */
+    avail = (uint64_t)(geteuid() == 0 ? v.f_bfree : v.f_bavail) * v.f_frsize;
+    *free_bytes = avail;
+    return avail < bytes + STATE_DISK_RESERVE;
 }
 
 bool state_storage_full(struct state *s, uint64_t bytes)

@@ -183,6 +183,29 @@ static void tcp_nodelay_all(struct node *n)
     uv_walk(&n->loop, nodelay_cb, NULL);
 }
 
+static void stepdown_cb(struct raft_transfer *req)
+{
+    struct node *n = req->data;
+
+    n->cl->stepping_down = false;
+}
+
+/* A leader that cannot store what it applies would keep every write
+ * waiting: hand leadership to a node that can (tried again at the next
+ * tick when no other voter takes it). */
+static void step_down_if_unwritable(struct node *n, int state)
+{
+    struct cluster *cl = n->cl;
+
+    if (state != RAFT_LEADER || !cl->apply_failed || cl->stepping_down)
+        return;
+    cl->stepdown.data = n;
+    if (raft_transfer(&cl->raft, &cl->stepdown, 0, stepdown_cb) == 0) {
+        cl->stepping_down = true;
+        log_warn("handing leadership over: this node cannot store entries");
+    }
+}
+
 static void on_status(uv_timer_t *t)
 {
     struct node *n = t->data;
@@ -202,6 +225,7 @@ static void on_status(uv_timer_t *t)
         tcp_nodelay_all(n);
     if (state == RAFT_LEADER)
         announce_self(n);
+    step_down_if_unwritable(n, state);
     cluster_publish_status(n);
 }
 

@@ -65,12 +65,31 @@ static json_t *status_json(struct http_req *r, const struct node_status *st)
         "fetched_messages_total", (json_int_t)metrics_get(MET_FETCH_MESSAGES));
 }
 
+/* "storage_writable", and "storage_error" (a sentence, no paths) when
+ * the last write to data_dir failed. */
+static void add_storage(struct http_req *r, const struct node_status *st,
+                        json_t *o)
+{
+    char text[BRK_ERRMSG_LEN + 256];
+
+    json_object_set_new(o, "storage_writable",
+                        json_boolean(!st->storage_unwritable));
+    if (!st->storage_unwritable)
+        return;
+    http_redact_paths(r, st->storage_error, text, sizeof(text));
+    json_object_set_new(o, "storage_error", json_string(text));
+}
+
 enum MHD_Result h_cluster_status(struct http_req *r)
 {
     struct node_status st;
+    json_t *o;
 
     node_status(r->srv->deps.node, &st);
-    return http_reply_json(r, 200, status_json(r, &st));
+    o = status_json(r, &st);
+    if (o != NULL)
+        add_storage(r, &st, o);
+    return http_reply_json(r, 200, o);
 }
 
 /* ==== overview: every member's status, fetched by this node ==== */

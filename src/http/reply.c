@@ -1,4 +1,5 @@
 /* Replies: JSON bodies, error bodies, X-Broker-Node, request metrics. */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -71,12 +72,63 @@ enum MHD_Result http_reply_empty(struct http_req *r, int status)
     return http_reply_raw(r, status, NULL, NULL, 0);
 }
 
+/* Replace every @from in @buf (NUL-terminated, @cap bytes) by @to. */
+static void replace_all(char *buf, size_t cap, const char *from,
+                        const char *to)
+{
+    size_t flen = strlen(from), tlen = strlen(to), len;
+    char *p = buf;
+
+    if (flen == 0)
+        return;
+    while ((p = strstr(p, from)) != NULL) {
+        len = strlen(p + flen);
+        if ((size_t)(p - buf) + tlen + len + 1 > cap)
+            return;
+        memmove(p + tlen, p + flen, len + 1);
+        memcpy(p, to, tlen);
+        p += tlen;
+    }
+}
+
+static void redact_dir(char *buf, size_t cap, const char *dir,
+                       const char *name)
+{
+    char real[PATH_MAX];
+
+    if (dir[0] == '\0')
+        return;
+    /* The resolved form first: it is usually the longer one. */
+    if (realpath(dir, real) != NULL)
+        replace_all(buf, cap, real, name);
+    /* A bare relative name ("data") would also match ordinary words. */
+    if (strchr(dir, '/') != NULL)
+        replace_all(buf, cap, dir, name);
+}
+
+/* Error answers name files relative to data_dir: where the broker keeps
+ * its data on the machine is for the log, not for clients. */
+void http_redact_paths(const struct http_req *r, const char *msg, char *out,
+                       size_t cap)
+{
+    const struct config *cfg = r->srv->deps.cfg;
+
+    snprintf(out, cap, "%s", msg);
+    if (cfg == NULL)
+        return;
+    redact_dir(out, cap, cfg->cluster.data_dir, "cluster.data_dir");
+    redact_dir(out, cap, cfg->data_dir, "data_dir");
+}
+
 enum MHD_Result http_reply_error_with(struct http_req *r, int code,
                                       json_t *extra, const char *msg)
 {
-    json_t *o = json_pack("{s:s, s:s}", "error",
-                          msg && msg[0] ? msg : brk_err_str(code), "code",
-                          brk_err_word(code));
+    char text[BRK_ERRMSG_LEN + 256];
+    json_t *o;
+
+    http_redact_paths(r, msg && msg[0] ? msg : brk_err_str(code), text,
+                      sizeof(text));
+    o = json_pack("{s:s, s:s}", "error", text, "code", brk_err_word(code));
 
     if (o != NULL && extra != NULL)
         json_object_update(o, extra);
