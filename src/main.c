@@ -119,12 +119,16 @@ static int load_config(const struct args *a, struct config *cfg)
 static int lock_dirs(const struct config *cfg, struct dirlock *locks)
 {
     char errmsg[BRK_ERRMSG_LEN];
+    const char *field = "data_dir";
     int rv = dirlock_acquire(locks, cfg->data_dir, errmsg);
 
-    if (rv == 0 && cfg->cluster.enabled)
+    if (rv == 0 && cfg->cluster.enabled) {
+        field = "cluster.data_dir";
         rv = dirlock_acquire(locks, cfg->cluster.data_dir, errmsg);
+    }
     if (rv == 0)
         return -1;
+    brk_errwrap(errmsg, rv, "%s", field);
     fprintf(stderr, "broker: cannot start: %s\n", errmsg);
     if (cfg->server.log_file[0] != '\0')
         log_error("cannot start: %s", errmsg);
