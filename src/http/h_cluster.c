@@ -139,6 +139,7 @@ enum MHD_Result h_cluster_overview(struct http_req *r)
             continue;
         }
         o = status_json(r, &st);
+        add_storage(r, &st, o);
         json_object_set_new(o, "reachable", json_true());
         json_object_del(o, "members");
         json_array_append_new(nodes, o);
