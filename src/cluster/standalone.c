@@ -171,6 +171,9 @@ static void after_flush(uv_work_t *req, int status)
          * again at the next flush. */
         group_store_mark_dirty(n->st->groups);
         node_set_storage(n, f->groups_errmsg);
+    } else if (f->groups_text != NULL &&
+               (n->cl == NULL || !n->cl->apply_failed)) {
+        node_set_storage(n, NULL); /* written again */
     }
     topic_list_free(f->topics, f->n);
     free(f->groups_text);
