@@ -74,7 +74,8 @@ int config_load(struct config *c, const char *path, char *errmsg);
 bool config_raft_address_valid(const char *s);
 
 /* Go-style duration: "168h", "30m", "1h30m", "90s", "500ms", "0s", "1.5h".
- * Units ns us ms s m h; no sign; at least one unit. Result rounded down to
+ * Units ns us ms s m h, and d (24h, not in Go: "7d", "1d12h"); no sign;
+ * at least one unit. Result rounded down to
  * whole milliseconds. Returns 0, or -1 for anything else (empty, "10",
  * "1x", "-5s", overflow). */
 int config_parse_duration(const char *s, int64_t *ms);

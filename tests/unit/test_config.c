@@ -336,6 +336,23 @@ static void test_duration_valid(void **state)
     assert_int_equal(dur("9223372036854775807ns"), 9223372036854LL);
 }
 
+/* Days are 24 hours (v2): "7d", "1d12h", "1.5d"; Go's bound still holds. */
+static void test_duration_days(void **state)
+{
+    int64_t ms;
+
+    (void)state;
+    assert_int_equal(dur("7d"), 604800000);
+    assert_int_equal(dur("1d12h"), 129600000);
+    assert_int_equal(dur("1.5d"), 129600000);
+    assert_int_equal(dur("2d30m"), 174600000);
+    assert_int_equal(dur("106751d"), 106751LL * 86400000);
+    assert_int_equal(config_parse_duration("106752d", &ms), -1);
+    assert_int_equal(config_parse_duration("1D", &ms), -1);
+    assert_int_equal(config_parse_duration("d", &ms), -1);
+    assert_int_equal(config_parse_duration("1dd", &ms), -1);
+}
+
 /* Malformed, unitless, negative and overflowing durations are refused. */
 static void test_duration_invalid(void **state)
 {
@@ -365,6 +382,8 @@ static void test_duration_fields(void **state)
 
     field_ok(f, "retention_time", "\"1.5h\"");
     assert_int_equal(f->c.retention_ms, 5400000);
+    field_ok(f, "retention_time", "\"7d\"");
+    assert_int_equal(f->c.retention_ms, 604800000);
     field_ok(f, "flush_interval", "\"0\"");
     assert_int_equal(f->c.flush_interval_ms, 0);
     field_bad(f, "retention_time", "\"10\"");
@@ -809,6 +828,7 @@ int main(void)
         T(test_load_error_names_file),
         T(test_duration_valid),
         T(test_duration_invalid),
+        T(test_duration_days),
         T(test_duration_fields),
         T(test_port_forms),
         T(test_port_invalid),
