@@ -209,10 +209,15 @@ static bool valid_address(const char *s)
            http_parse_u64(colon + 1, 65535, &port) && port > 0;
 }
 
+/* Body fields of POST /cluster/members and of the transfer. */
+static const char *const member_add_fields[] = {"node_id", "raft_address",
+                                                "http_address", NULL};
+static const char *const transfer_fields[] = {"node_id", NULL};
+
 enum MHD_Result h_cluster_member_add(struct http_req *r)
 {
     enum MHD_Result ret;
-    json_t *body = http_body_object(r, &ret);
+    json_t *body = http_body_fields(r, member_add_fields, &ret);
     const char *raft, *http;
     uint64_t id;
 
@@ -255,7 +260,8 @@ enum MHD_Result h_cluster_transfer(struct http_req *r)
     json_t *body = NULL;
     uint64_t id = 0;
 
-    if (r->body_len > 0 && (body = http_body_object(r, &ret)) == NULL)
+    if (r->body_len > 0 &&
+        (body = http_body_fields(r, transfer_fields, &ret)) == NULL)
         return ret;
     if (body != NULL && !http_json_u64(r, body, "node_id", "node_id", 1,
                                        UINT32_MAX, 0, &id, &ret)) {

@@ -41,11 +41,15 @@ static bool json_name_valid(json_t *v)
            topic_name_valid(json_string_value(v));
 }
 
+/* POST /topics body fields (API.md "Topics"). */
+static const char *const create_fields[] = {"name", "partitions",
+                                            "retention_time", NULL};
+
 enum MHD_Result h_topics_create(struct http_req *r)
 {
     const struct config *cfg = r->srv->deps.cfg;
     enum MHD_Result ret;
-    json_t *body = http_body_object(r, &ret), *name;
+    json_t *body = http_body_fields(r, create_fields, &ret), *name;
     uint64_t parts;
     int64_t retention;
     struct work *w;
