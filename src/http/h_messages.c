@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "broker/clock.h"
+#include "broker/log.h"
 #include "broker/metrics.h"
 #include "http_internal.h"
 
@@ -358,6 +359,48 @@ enum MHD_Result h_produce(struct http_req *r)
         return http_reply_error(r, rv, "%s", errmsg);
     }
     return http_submit(r, w, produce_done);
+}
+
+/* ==== produce: a hint for JSON under another Content-Type ==== */
+
+/* The Content-Type for a quoted header value: printable ASCII without
+ * quotes or backslashes, at most 100 bytes. */
+static void quoted_safe(const char *in, char *out, size_t cap)
+{
+    size_t i;
+
+    for (i = 0; in[i] != '\0' && i + 1 < cap && i < 100; i++)
+        out[i] = in[i] >= 0x20 && in[i] < 0x7f && in[i] != '"' &&
+                         in[i] != '\\'
+                     ? in[i]
+                     : '?';
+    out[i] = '\0';
+}
+
+void h_produce_hint(struct http_req *r)
+{
+    const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_TYPE);
+    char safe[104], text[256];
+    json_t *o;
+
+    /* The contract stays (a raw value); only say so when it is likely a
+     * mistake, e.g. plain `curl -d '{"a":1}'` (form-urlencoded). */
+    if (is_json_type(ct) || r->body_len == 0 || r->body_len > (1u << 20))
+        return;
+    o = json_loadb(r->body, r->body_len, 0, NULL);
+    if (o == NULL || !json_is_object(o)) {
+        json_decref(o);
+        return;
+    }
+    json_decref(o);
+    quoted_safe(ct, safe, sizeof(safe));
+    snprintf(text, sizeof(text), "199 - \"body looks like JSON but "
+             "Content-Type is %s; stored as a raw value (send Content-Type: "
+             "application/json to store JSON)\"", safe);
+    r->warning = strdup(text);
+    log_debug("produce: body looks like JSON but Content-Type is '%s'; "
+              "stored as a raw value", safe);
 }
 
 /* ==== fetch ==== */

@@ -59,6 +59,7 @@ struct http_req {
     uint64_t off;               /* fetch: offset */
     uint64_t limit;             /* fetch: record limit */
     uint64_t max_bytes;         /* fetch: byte cap, 0 = none */
+    char *warning;              /* Warning header for a 2xx answer, or NULL */
 };
 
 /* ==== router.c ==== */
@@ -107,6 +108,9 @@ json_t *http_body_object(struct http_req *r, enum MHD_Result *ret);
 
 /* ==== handlers ==== */
 enum MHD_Result h_produce(struct http_req *r);
+/* Before a produce is run or relayed: a body that looks like a JSON
+ * object under another Content-Type gets r->warning and a debug line. */
+void h_produce_hint(struct http_req *r);
 enum MHD_Result h_fetch(struct http_req *r);
 enum MHD_Result h_topics_create(struct http_req *r);
 enum MHD_Result h_topics_list(struct http_req *r);

@@ -46,6 +46,7 @@ static void req_free(struct http_req *r)
     for (i = 0; i < r->n_params; i++)
         free(r->params[i]);
     free(r->body);
+    free(r->warning);
     work_free(r->work);
     topic_put(r->topic);
     free(r);
