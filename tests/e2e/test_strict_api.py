@@ -300,5 +300,69 @@ class RequestLine(harness.BrokerTestCase):
         self.assertNotIn(b"out_of_memory", body)
 
 
+def free_privileged_port():
+    """A port below 1024 nobody listens on (we are root), or None."""
+    import socket
+    for port in list(range(81, 90)) + list(range(900, 1000)):
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    return None
+
+
+class ListenErrors(harness.BrokerTestCase):
+    def run_config(self, port, prefix=()):
+        import json
+        import shutil
+        import subprocess
+        import tempfile
+        tmp = tempfile.mkdtemp(prefix="e2e-listen-")
+        try:
+            os.chmod(tmp, 0o777)
+            cfg = os.path.join(tmp, "c.json")
+            with open(cfg, "w") as f:
+                json.dump({"data_dir": os.path.join(tmp, "data"),
+                           "server": {"host": "127.0.0.1", "port": port}}, f)
+            os.chmod(cfg, 0o644)
+            p = subprocess.run(list(prefix) + [harness.BROKER_BIN,
+                                               "-config=" + cfg],
+                               capture_output=True, text=True, timeout=20,
+                               cwd=tmp, stdin=subprocess.DEVNULL)
+            return p.returncode, p.stdout + p.stderr
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def test_port_in_use(self):
+        import socket
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        try:
+            rc, out = self.run_config(s.getsockname()[1])
+        finally:
+            s.close()
+        self.assertNotEqual(rc, 0, out)
+        self.assertIn("Address already in use", out)
+
+    @unittest.skipUnless(hasattr(os, "geteuid") and os.geteuid() == 0 and
+                         os.path.exists("/usr/bin/setpriv"),
+                         "needs root and setpriv to run as nobody")
+    def test_privileged_port_as_nobody(self):
+        port = free_privileged_port()
+        if port is None:
+            self.skipTest("no free port below 1024")
+        rc, out = self.run_config(port, ("/usr/bin/setpriv", "--reuid=65534",
+                                         "--regid=65534", "--clear-groups"))
+        self.assertNotEqual(rc, 0, out)
+        self.assertIn("Permission denied", out)
+        self.assertIn("CAP_NET_BIND_SERVICE", out)
+        self.assertNotIn("in use", out)
+
+
 if __name__ == "__main__":
     harness.main()
