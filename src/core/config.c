@@ -397,7 +397,7 @@ static int apply_duration(struct config *c, const struct cfg_row *row,
     if (config_parse_duration(json_string_value(v), &ms) != 0) {
         return field_err(errmsg, name, row->path,
                          "bad duration \"%.64s\" (a number and unit, e.g. "
-                         "168h, 1h30m, 90s, 500ms; units ns us ms s m h)",
+                         "7d, 168h, 1h30m, 90s, 500ms; units ns us ms s m h d)",
                          json_string_value(v));
     }
     if (ms < row->min) {

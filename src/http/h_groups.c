@@ -9,9 +9,14 @@
 #define CLAIM_MAX_LIMIT 10000
 #define CLAIM_MAX_WAIT_MS 30000
 
+static void add_lag(struct http_req *r, json_t *offsets);
+
+/* A commit answers with the group's offsets in the form GET gives them
+ * (sorted, with high watermark and lag), a delete with 204. */
 static enum MHD_Result simple_done(struct http_req *r)
 {
     struct work *w = r->work;
+    json_t *offsets;
 
     if (w->res.err == BRK_EOFFSET_RANGE)
         return http_reply_error_with(
@@ -24,10 +29,13 @@ static enum MHD_Result simple_done(struct http_req *r)
         return http_reply_error(r, w->res.err, "%s", w->res.errmsg);
     if (w->cmd.type == CMD_DELETE_GROUP)
         return http_reply_empty(r, 204);
-    return http_reply_json(
-        r, 200, json_pack("{s:s, s:o}", "group", w->cmd.group, "offsets",
-                          group_offsets_json(r->srv->deps.st->groups,
-                                             w->cmd.group, NULL)));
+    offsets = group_offsets_json(r->srv->deps.st->groups, w->cmd.group, NULL);
+    if (offsets != NULL)
+        add_lag(r, offsets);
+    return http_reply_json(r, 200, json_pack("{s:s, s:o}", "group",
+                                             w->cmd.group, "offsets",
+                                             offsets ? offsets
+                                                     : json_array()));
 }
 
 /* A JSON string may hold U+0000; the C string would then end early and
