@@ -629,21 +629,47 @@ static void test_cluster_joining_node(void **state)
     assert_string_equal(f->c.server.advertise, "10.0.0.4:9092");
 }
 
-/* Raft addresses must be numeric IPv4: c-raft does not resolve names. */
-static void test_cluster_raft_address_numeric(void **state)
+/* Host names in Raft addresses are resolved at load (IPv4: c-raft 0.15
+ * takes numeric IPv4 only); a name that does not resolve names the field. */
+static void test_cluster_raft_address_names(void **state)
 {
     struct fixture *f = *state;
 
+    parse_ok(f,
+             "{\"cluster\": {\"enabled\": true, \"node_id\": 1, "
+             "\"data_dir\": \"r\", \"raft_address\": \"localhost:8001\", "
+             "\"initial_members\": [\"localhost:8001\", \"127.0.0.1:8002\"]}}");
+    assert_string_equal(f->c.cluster.initial_members[0], "127.0.0.1:8001");
+    assert_string_equal(f->c.cluster.raft_address, "127.0.0.1:8001");
+    assert_string_equal(f->c.server.advertise, "127.0.0.1:9092");
+    /* Compared once resolved: the same node either way. */
+    parse_ok(f,
+             "{\"cluster\": {\"enabled\": true, \"node_id\": 1, "
+             "\"data_dir\": \"r\", \"raft_address\": \"localhost:8001\", "
+             "\"initial_members\": [\"127.0.0.1:8001\"]}}");
     parse_bad(f,
               "{\"cluster\": {\"enabled\": true, \"node_id\": 1, "
               "\"data_dir\": \"r\", \"initial_members\": "
-              "[\"localhost:8001\"]}}",
+              "[\"no-such-host.invalid:8001\"]}}",
               "cluster.initial_members[0]");
+    assert_non_null(strstr(f->errmsg, "cannot resolve"));
     parse_bad(f,
               "{\"cluster\": {\"enabled\": true, \"node_id\": 2, "
-              "\"data_dir\": \"r\", \"raft_address\": \"node2:8002\", "
+              "\"data_dir\": \"r\", \"raft_address\": \"node2.invalid:8002\", "
               "\"initial_members\": [\"127.0.0.1:8001\"]}}",
               "cluster.raft_address");
+    /* IPv6 cannot be carried by the transport. */
+    parse_bad(f,
+              "{\"cluster\": {\"enabled\": true, \"node_id\": 1, "
+              "\"data_dir\": \"r\", \"initial_members\": [\"[::1]:8001\"]}}",
+              "cluster.initial_members[0]");
+    assert_non_null(strstr(f->errmsg, "IPv4 only"));
+    /* Two spellings of one address are one member listed twice. */
+    parse_bad(f,
+              "{\"cluster\": {\"enabled\": true, \"node_id\": 1, "
+              "\"data_dir\": \"r\", \"initial_members\": "
+              "[\"localhost:8001\", \"127.0.0.1:8001\"]}}",
+              "cluster.initial_members[1]");
 }
 
 /* initial_members: at most CONFIG_MAX_MEMBERS, host:port, no duplicates. */
@@ -840,7 +866,7 @@ int main(void)
         T(test_cluster_raft_address_default),
         T(test_cluster_raft_address_mismatch),
         T(test_cluster_joining_node),
-        T(test_cluster_raft_address_numeric),
+        T(test_cluster_raft_address_names),
         T(test_cluster_members_checked),
         T(test_unknown_recorded),
         T(test_unknown_capped),
