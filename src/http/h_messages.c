@@ -382,11 +382,18 @@ void h_produce_hint(struct http_req *r)
     const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_TYPE);
     char safe[104], text[256];
+    size_t i = 0;
     json_t *o;
 
     /* The contract stays (a raw value); only say so when it is likely a
-     * mistake, e.g. plain `curl -d '{"a":1}'` (form-urlencoded). */
-    if (is_json_type(ct) || r->body_len == 0 || r->body_len > (1u << 20))
+     * mistake, e.g. plain `curl -d '{"a":1}'` (form-urlencoded). Bodies
+     * that cannot be an object are not parsed at all. */
+    if (is_json_type(ct) || r->body_len > (1u << 20))
+        return;
+    while (i < r->body_len && strchr(" \t\r\n", r->body[i]) != NULL &&
+           r->body[i] != '\0')
+        i++;
+    if (i == r->body_len || r->body[i] != '{')
         return;
     o = json_loadb(r->body, r->body_len, 0, NULL);
     if (o == NULL || !json_is_object(o)) {

@@ -75,6 +75,14 @@ class OffsetsReset(ch.ClusterTestCase):
         self.assertEqual(offsets(down, "g2"), latest)
         self.assertEqual(offsets(down, "g"), got)
 
+        # A relayed produce of JSON under another type: the hint too.
+        st, h, data = f.request(
+            "POST", "/topics/rs/messages", b'{"a": 1}',
+            headers={"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(st, 201, data)
+        self.assertEqual(h.get("X-Forwarded-By"), str(f.node_id))
+        self.assertIn("stored as a raw value", h.get("Warning", ""))
+
         # Fetch by time on a follower: its own data, same answer.
         for n in c.all():
             st, data = n.fetch("rs", 0, timestamp=mid["timestamp"], limit=1)

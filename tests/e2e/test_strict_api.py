@@ -256,6 +256,12 @@ class ContentTypeHint(harness.BrokerTestCase):
             lambda: "Content-Type" in self.b.log() and "raw value" in
             self.b.log(), 5), self.b.log()[-2000:])
 
+    def test_json_after_whitespace(self):
+        st, h, data = self.b.post("/topics/ct3/messages", b' \n {"a": [1]}',
+                                  headers={"Content-Type": "text/plain"})
+        self.assertEqual(st, 201, data)
+        self.assertIn("text/plain", h.get("Warning", ""))
+
     def test_no_warning_otherwise(self):
         for body, ct in ((b"hello", "text/plain"),
                          (b'[1,2]', "text/plain"),
