@@ -28,7 +28,8 @@ static bool parse_retention(struct http_req *r, json_t *body, int64_t *ms,
     if (json_is_string(v) && config_parse_duration(json_string_value(v), ms) == 0)
         return true;
     *ret = http_reply_error(r, BRK_EINVAL, "field 'retention_time' must be a "
-                            "duration such as \"7d\", \"24h\", \"1h30m\" or \"90s\"");
+                            "duration such as \"7d\", \"24h\", \"1h30m\" "
+                            "or \"90s\"");
     return false;
 }
 
