@@ -88,12 +88,15 @@ bool http_json_u64(struct http_req *r, json_t *o, const char *key,
 
 /* ==== strict bodies ==== */
 
-static bool field_allowed(const char *key, const char *const *allowed)
+/* @len counts the key's bytes: a key holding U+0000 ("partition\u0000x")
+ * matches no allowed name, rather than passing as its prefix. */
+static bool field_allowed(const char *key, size_t len,
+                          const char *const *allowed)
 {
     size_t i;
 
     for (i = 0; allowed[i] != NULL; i++)
-        if (strcmp(key, allowed[i]) == 0)
+        if (strlen(allowed[i]) == len && memcmp(key, allowed[i], len) == 0)
             return true;
     return false;
 }
@@ -114,11 +117,12 @@ int http_json_fields(json_t *o, const char *const *allowed,
 {
     const char *key;
     char list[160];
+    size_t len;
     json_t *v;
 
-    json_object_foreach(o, key, v)
+    json_object_keylen_foreach(o, key, len, v)
     {
-        if (field_allowed(key, allowed))
+        if (field_allowed(key, len, allowed))
             continue;
         fields_list(allowed, list, sizeof(list));
         /* %.64s: a hostile key must not crowd out the rest. */
