@@ -31,6 +31,8 @@ struct config_cluster {
     bool check_quorum;               /* true */
     int64_t snapshot_entries;        /* 10000 */
     int64_t compaction_overhead;     /* 5000 */
+    char secret_file[CONFIG_PATH_MAX]; /* "" = no cluster secret */
+    char secret[256];                /* its content, loaded; never logged */
 };
 
 struct config {

@@ -25,6 +25,7 @@ struct announcer {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool stop;
+    int last_status;    /* of the last announcement, to log changes once */
 };
 
 static bool registered(const struct node_status *st, const char *self)
@@ -55,8 +56,14 @@ static void announce_once(struct announcer *a, const struct node_status *st)
         log_debug("announce to leader: %s", errmsg);
         return;
     }
-    if (resp.status != 200)
-        log_debug("announce to leader: status %d", resp.status);
+    /* A refusal (wrong secret, failed call-back) repeats every retry:
+     * say it once, with the leader's reason. */
+    if (resp.status != 200 && resp.status != a->last_status)
+        log_warn("announcing %s to the leader (node %llu): status %d: %.200s",
+                 a->cfg->server.advertise,
+                 (unsigned long long)st->leader_id, resp.status,
+                 resp.body ? resp.body : "");
+    a->last_status = resp.status;
     forward_response_free(&resp);
 }
 

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "broker/addr.h"
 #include "broker/forward.h"
 #include "broker/metrics.h"
 #include "http_internal.h"
@@ -200,15 +201,6 @@ static enum MHD_Result submit_call(struct http_req *r, work_call_cb call,
     return http_submit(r, w, admin_done);
 }
 
-static bool valid_address(const char *s)
-{
-    const char *colon = s ? strrchr(s, ':') : NULL;
-    uint64_t port;
-
-    return colon != NULL && colon != s && strlen(s) < 200 &&
-           http_parse_u64(colon + 1, 65535, &port) && port > 0;
-}
-
 enum MHD_Result h_cluster_member_add(struct http_req *r)
 {
     enum MHD_Result ret;
@@ -226,7 +218,7 @@ enum MHD_Result h_cluster_member_add(struct http_req *r)
         return ret;
     }
     if (id == 0 || raft == NULL || !config_raft_address_valid(raft) ||
-        (http && !valid_address(http))) {
+        (http && !addr_http_valid(http))) {
         json_decref(body);
         return http_reply_error(r, BRK_EINVAL, "fields 'node_id' (>= 1) and "
                                 "'raft_address' (numeric IPv4 a.b.c.d:port) "

@@ -105,6 +105,17 @@ struct work *http_work_new(struct http_req *r, enum work_type type);
 /* The parsed JSON body (an object), or NULL after replying 400. */
 json_t *http_body_object(struct http_req *r, enum MHD_Result *ret);
 
+/* ==== internal_auth.c ==== */
+/* True for "/internal" and every path under "/internal/". */
+bool http_is_internal_path(const char *url);
+/* With a cluster secret configured, a request to an internal path must
+ * carry it: false after replying 401 (none) or 403 (wrong). */
+bool http_internal_allowed(struct http_req *r, enum MHD_Result *ret);
+/* The peer's address (MHD's), or NULL. */
+const struct sockaddr *http_client_addr(struct http_req *r);
+/* The peer's IP as text ("?" when unknown). */
+void http_client_host(struct http_req *r, char *out, size_t cap);
+
 /* ==== handlers ==== */
 enum MHD_Result h_produce(struct http_req *r);
 enum MHD_Result h_fetch(struct http_req *r);
@@ -131,6 +142,7 @@ enum MHD_Result h_metrics(struct http_req *r);
 enum MHD_Result h_static(struct http_req *r);
 enum MHD_Result h_internal_records(struct http_req *r);
 enum MHD_Result h_internal_member(struct http_req *r);
+enum MHD_Result h_internal_whoami(struct http_req *r);
 
 /* ==== shared parsing helpers (h_common.c) ==== */
 /* Validate params[i] as a topic (or group) name; replies 400 if not. */
