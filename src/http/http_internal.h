@@ -37,6 +37,9 @@ struct route {
 };
 
 struct http_req {
+    bool begun;                 /* the handler has been called */
+    size_t uri_len;             /* bytes of the target up to a NUL */
+    bool uri_len_known;         /* uri_len set (by on_uri) */
     struct http_server *srv;
     struct MHD_Connection *conn;
     const char *method;
@@ -104,6 +107,15 @@ enum MHD_Result http_submit(struct http_req *r, struct work *w,
 struct work *http_work_new(struct http_req *r, enum work_type type);
 /* The parsed JSON body (an object), or NULL after replying 400. */
 json_t *http_body_object(struct http_req *r, enum MHD_Result *ret);
+
+/* ==== request_check.c ==== */
+/* First call: false with the reason in @why (a 400) when the request is
+ * one that a proxy in front of us could read differently: a NUL byte in
+ * the target, duplicate Content-Length, Content-Length with
+ * Transfer-Encoding, a header name with spaces or other non-token bytes,
+ * and the like. @version is MHD's. */
+bool http_request_check(struct http_req *r, const char *version, char *why,
+                        size_t cap);
 
 /* ==== internal_auth.c ==== */
 /* True for "/internal" and every path under "/internal/". */
