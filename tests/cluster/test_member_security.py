@@ -444,5 +444,34 @@ class MemberAddressValidation(ch.ClusterTestCase):
                                    for x in c.all()})
 
 
+class CatchUpWithSecret(ch.ClusterTestCase):
+    """Snapshot catch-up fetches records from the leader's
+    /internal/records: with a secret it sends it, and catches up."""
+
+    def test_follower_catches_up_from_a_snapshot(self):
+        tmp = tempfile.mkdtemp(prefix="secret-")
+        try:
+            path = secret_file(tmp, "s", SECRET)
+            c = self.new_cluster(3, {"cluster": {
+                "secret_file": path, "snapshot_entries": 50,
+                "compaction_overhead": 10}})
+            leader = c.leader()
+            leader.create_topic("cu", partitions=1)
+            leader.produce("cu", "first")
+            c.wait_identical("cu", 10, nodes=c.all())
+            down = c.followers()[0]
+            c.stop(down.node_id)
+            for i in range(300):
+                leader.produce("cu", "v-%d" % i)
+            self.assertGreater(leader.raft()["snapshot_index"], 0)
+            c.start(down.node_id)
+            c.wait_identical("cu", 30, nodes=c.all())
+            self.assertIn("records fetched from the leader", down.log())
+            for n in c.all():
+                self.assertNotIn("refused", n.log())
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     ch.main()
