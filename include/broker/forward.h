@@ -27,6 +27,7 @@ struct forward_request {
     size_t len;
     const char *forwarded_by;     /* X-Forwarded-By value, or NULL */
     long timeout_ms;
+    const char *local_ip;         /* numeric source address, or NULL */
 };
 
 /* Perform @req. @req->base must pass addr_http_valid (a table entry

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "broker/addr.h"
 #include "broker/err.h"
 #include "broker/forward.h"
 #include "broker/log.h"
@@ -40,7 +41,8 @@ static bool registered(const struct node_status *st, const char *self)
 
 static void announce_once(struct announcer *a, const struct node_status *st)
 {
-    char body[512], errmsg[BRK_ERRMSG_LEN], id[24];
+    char body[512], errmsg[BRK_ERRMSG_LEN], id[24], host[64];
+    int rv;
     struct forward_response resp;
     struct forward_request req = {
         .method = "POST", .base = st->leader.http_address,
@@ -52,7 +54,18 @@ static void announce_once(struct announcer *a, const struct node_status *st)
                                "{\"node_id\":%llu,\"http_address\":\"%s\"}",
                                (unsigned long long)st->node_id,
                                a->cfg->server.advertise);
-    if (forward_call(&req, &resp, errmsg) != 0) {
+    /* Without a secret the leader checks that we call from the host of
+     * our Raft address: use it as the source (several addresses may sit
+     * on one machine), or the default one if it cannot be bound. */
+    if (a->cfg->cluster.secret[0] == '\0' &&
+        addr_host(a->cfg->cluster.raft_address, host, sizeof(host)))
+        req.local_ip = host;
+    rv = forward_call(&req, &resp, errmsg);
+    if (rv == BRK_EUNAVAILABLE && req.local_ip != NULL) {
+        req.local_ip = NULL;
+        rv = forward_call(&req, &resp, errmsg);
+    }
+    if (rv != 0) {
         log_debug("announce to leader: %s", errmsg);
         return;
     }

@@ -200,7 +200,7 @@ int forward_call(const struct forward_request *req,
     CURL *h = handle();
     struct sink sink = {out, 0, false, false};
     struct curl_slist *hdrs;
-    char url[2048];
+    char url[2048], iface[80];
     long status = 0;
     CURLcode rc;
 
@@ -222,6 +222,11 @@ int forward_call(const struct forward_request *req,
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, FORWARD_CONNECT_TIMEOUT_MS);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, req->timeout_ms);
+    if (req->local_ip != NULL) {
+        /* "host!": a numeric address, never an interface name. */
+        snprintf(iface, sizeof(iface), "host!%s", req->local_ip);
+        curl_easy_setopt(h, CURLOPT_INTERFACE, iface);
+    }
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);

@@ -444,6 +444,27 @@ class MemberAddressValidation(ch.ClusterTestCase):
                                    for x in c.all()})
 
 
+class AddressesOnOneHost(ch.ClusterTestCase):
+    """Nodes on different loopback addresses of one machine (as in the
+    docker smoke test, where every address sits on one `lo`): the kernel
+    would pick 127.0.0.1 as the source of a connection to the leader, so
+    the announcer binds its Raft host as the source; every follower's
+    address is recorded without a secret."""
+
+    def test_announcements_from_their_raft_hosts(self):
+        c = self.new_cluster(3, start=False)
+        for i, n in c.nodes.items():
+            n.host = "127.0.0.%d" % (i + 1)
+        c.initial_members = [c.nodes[i].raft_address for i in (1, 2, 3)]
+        c.start_all()
+        c.wait_members_known(timeout=15)
+        for n in c.all():
+            got = {m["node_id"]: m["http_address"] for m in n.members()}
+            self.assertEqual(got, {x.node_id: x.http_address
+                                   for x in c.all()})
+            self.assertNotIn("status 403", n.log())
+
+
 class CatchUpWithSecret(ch.ClusterTestCase):
     """Snapshot catch-up fetches records from the leader's
     /internal/records: with a secret it sends it, and catches up."""
