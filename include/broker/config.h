@@ -16,6 +16,7 @@ struct config_server {
     char advertise[CONFIG_ADDR_MAX]; /* host:port; "" = derived, see config_load */
     char log_file[CONFIG_PATH_MAX];  /* "" = stderr */
     char log_level[16];              /* "info" */
+    int64_t max_connections_per_client; /* 0 = no limit */
 };
 
 struct config_cluster {

@@ -107,6 +107,11 @@ static const struct cfg_row cfg_rows[] = {
     {.path = "server.log_level", .type = CFG_STRING,
      CFG_FIELD(server.log_level), .def_str = "info",
      .check = check_log_level},
+    /* MHD's per-IP limit. A follower keeps one keep-alive connection per
+     * HTTP pool thread (32) to the leader: stay well above that. */
+    {.path = "server.max_connections_per_client", .type = CFG_INT64,
+     CFG_FIELD(server.max_connections_per_client), .def = 0, .min = 0,
+     .max = 100000},
 
     {.path = "cluster.enabled", .type = CFG_BOOL, CFG_FIELD(cluster.enabled),
      .def = 0},

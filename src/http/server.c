@@ -327,6 +327,8 @@ int http_server_start(const struct http_deps *deps, struct http_server **out,
         (unsigned)(deps->cfg->cluster.enabled ? HTTP_THREADS_CLUSTER
                                               : HTTP_THREADS),
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONNECTION_LIMIT,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)deps->cfg->server.max_connections_per_client,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,

@@ -178,5 +178,36 @@ class PathsNotShown(harness.BrokerTestCase):
         self.assertIn(b.data_dir, b.log())
 
 
+class ConnectionsPerClient(harness.BrokerTestCase):
+    """server.max_connections_per_client: past it, a new connection from
+    the same address is closed at once; others are served."""
+
+    def test_limit(self):
+        import socket
+        b = self.new_broker({"server": {"max_connections_per_client": 3}})
+        held = []
+        try:
+            for _ in range(3):
+                s = socket.create_connection((b.host, b.port), timeout=5)
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                held.append(s)
+            extra = socket.create_connection((b.host, b.port), timeout=5)
+            extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+                          b"Connection: close\r\n\r\n")
+            buf, closed = harness.read_answer(extra, 3)
+            extra.close()
+            self.assertEqual(buf, b"")
+            self.assertTrue(closed)
+        finally:
+            for s in held:
+                s.close()
+        def served():
+            try:
+                return b.request("GET", "/healthz", timeout=2)[0] == 200
+            except OSError:
+                return False  # the held ones may not be closed yet
+        self.assertTrue(harness.wait_until(served, 5))
+
+
 if __name__ == "__main__":
     harness.main()
