@@ -186,7 +186,8 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
     struct http_req *r = req_new(cls, c);
 
-    if (r != NULL) {
+    /* MHD passes NULL when the request line has no target. */
+    if (r != NULL && uri != NULL) {
         r->uri_len = strlen(uri);
         r->uri_len_known = true;
     }
