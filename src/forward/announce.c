@@ -71,7 +71,9 @@ static void announce_once(struct announcer *a, const struct node_status *st)
     }
     /* A refusal (wrong secret, failed call-back) repeats every retry:
      * say it once, with the leader's reason. */
-    if (resp.status != 200 && resp.status != a->last_status)
+    if (resp.status == 503) /* a leader change under way: retried */
+        log_debug("announce to leader: status 503");
+    else if (resp.status != 200 && resp.status != a->last_status)
         log_warn("announcing %s to the leader (node %llu): status %d: %.200s",
                  a->cfg->server.advertise,
                  (unsigned long long)st->leader_id, resp.status,
