@@ -17,6 +17,7 @@ struct config_server {
     char advertise[CONFIG_ADDR_MAX]; /* host:port; "" = derived, see config_load */
     char log_file[CONFIG_PATH_MAX];  /* "" = stderr */
     char log_level[16];              /* "info" */
+    int64_t max_connections_per_client; /* 0 = no limit */
 };
 
 struct config_cluster {
@@ -32,6 +33,8 @@ struct config_cluster {
     bool check_quorum;               /* true */
     int64_t snapshot_entries;        /* 10000 */
     int64_t compaction_overhead;     /* 5000 */
+    char secret_file[CONFIG_PATH_MAX]; /* "" = no cluster secret */
+    char secret[256];                /* its content, loaded; never logged */
 };
 
 struct config {

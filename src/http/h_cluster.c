@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "broker/addr.h"
 #include "broker/forward.h"
 #include "broker/metrics.h"
 #include "http_internal.h"
@@ -200,15 +201,6 @@ static enum MHD_Result submit_call(struct http_req *r, work_call_cb call,
     return http_submit(r, w, admin_done);
 }
 
-static bool valid_address(const char *s)
-{
-    const char *colon = s ? strrchr(s, ':') : NULL;
-    uint64_t port;
-
-    return colon != NULL && colon != s && strlen(s) < 200 &&
-           http_parse_u64(colon + 1, 65535, &port) && port > 0;
-}
-
 /* Body fields of POST /cluster/members and of the transfer. */
 static const char *const member_add_fields[] = {"node_id", "raft_address",
                                                 "http_address", NULL};
@@ -231,7 +223,7 @@ enum MHD_Result h_cluster_member_add(struct http_req *r)
         json_decref(body);
         return ret;
     }
-    if (id == 0 || raft == NULL || (http && !valid_address(http))) {
+    if (id == 0 || raft == NULL || (http && !addr_http_valid(http))) {
         json_decref(body);
         return http_reply_error(r, BRK_EINVAL, "fields 'node_id' (>= 1) and "
                                 "'raft_address' (host:port) are required; "
