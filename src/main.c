@@ -12,6 +12,7 @@
 #include "broker/config.h"
 #include "broker/dirlock.h"
 #include "broker/err.h"
+#include "broker/forward.h"
 #include "broker/fsutil.h"
 #include "broker/http.h"
 #include "broker/log.h"
@@ -107,6 +108,12 @@ static int load_config(const struct args *a, struct config *cfg)
     }
     for (i = 0; i < cfg->n_unknown; i++)
         log_warn("config: unknown field '%s' ignored", cfg->unknown[i]);
+    if (cfg->cluster.enabled && cfg->cluster.secret[0] == '\0')
+        log_warn("config: cluster.secret_file is not set: /internal/* "
+                 "routes are open to anyone who can reach the HTTP port, and "
+                 "member announcements are checked only by source address "
+                 "and a call-back (see docs/security.md)");
+    forward_set_secret(cfg->cluster.secret);
     if (cfg->cluster.enabled && !cfg->cluster.check_quorum)
         log_warn("config: cluster.check_quorum=false is not supported by "
                  "c-raft 0.15; the leader still steps down without a quorum");

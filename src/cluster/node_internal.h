@@ -65,6 +65,7 @@ struct cluster {
     int last_state;
     uint64_t last_leader, last_term;
     uint64_t elections, leader_changes, snapshots_taken;
+    int (*io_set_vote)(struct raft_io *io, raft_id id); /* raft_uv's own */
     uint64_t ticks;                   /* status timer ticks */
     bool closing, closed;
     void (*on_closed)(struct node *n);
@@ -133,7 +134,11 @@ void cluster_propose(struct node *n, struct work **works, size_t count);
 void cluster_stop(struct node *n, void (*done)(struct node *n));
 void cluster_publish_status(struct node *n);
 const char *cluster_member_http(struct node *n, uint64_t id);
-void cluster_set_member(struct node *n, uint64_t id, const char *http);
+/* Record member @id's HTTP address (checked with addr_http_valid: a bad
+ * one from the log or a snapshot is never stored), or forget the member
+ * when @http is "". 0, BRK_EINVAL (bad address) or BRK_ECONFLICT (the
+ * table of NODE_MAX_MEMBERS is full). Same result on every node. */
+int cluster_set_member(struct node *n, uint64_t id, const char *http);
 
 /* fsm.c */
 void fsm_init(struct node *n);

@@ -1,12 +1,18 @@
-/* Node-to-node endpoints: records for snapshot catch-up, and members
- * registering their HTTP address with the leader. */
+/* Node-to-node endpoints: records for snapshot catch-up, members
+ * registering their HTTP address with the leader, and whoami (which the
+ * leader calls back to check an announced address). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/addr.h"
+#include "broker/forward.h"
 #include "http_internal.h"
 
 #define INTERNAL_MAX_BYTES (16u << 20)
+#define MEMBER_VERIFY_TIMEOUT_MS 2000L
 
 /* GET /internal/records/{topic}/{p}?from=N&max_bytes=M: the encoded
  * records (CRC included) from offset N, as stored. */
@@ -61,6 +67,21 @@ enum MHD_Result h_internal_records(struct http_req *r)
                           used);
 }
 
+/* GET /internal/whoami: who answers at this address. The leader calls it
+ * back before it records an announced address. */
+enum MHD_Result h_internal_whoami(struct http_req *r)
+{
+    const struct config *cfg = r->srv->deps.cfg;
+    struct node_status st;
+
+    node_status(r->srv->deps.node, &st);
+    return http_reply_json(
+        r, 200,
+        json_pack("{s:I, s:s, s:s}", "node_id", (json_int_t)st.node_id,
+                  "http_address", cfg->server.advertise, "raft_address",
+                  cfg->cluster.raft_address));
+}
+
 static enum MHD_Result member_done(struct http_req *r)
 {
     if (r->work->res.err != 0)
@@ -69,32 +90,129 @@ static enum MHD_Result member_done(struct http_req *r)
     return http_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
 }
 
-/* POST /internal/members {"node_id", "http_address"} (on the leader). */
+/* Without a cluster secret, an announcement must come from the host of
+ * the member's Raft address (numeric IPv4, see config_raft_address_valid);
+ * IPv4-mapped IPv6 peers count as IPv4. */
+static bool from_raft_host(struct http_req *r, const char *raft)
+{
+    const struct sockaddr *sa = http_client_addr(r);
+    struct in_addr want, got;
+    char host[64];
+
+    if (sa == NULL || !addr_host(raft, host, sizeof(host)) ||
+        inet_pton(AF_INET, host, &want) != 1)
+        return false;
+    if (sa->sa_family == AF_INET) {
+        got = ((const struct sockaddr_in *)sa)->sin_addr;
+    } else if (sa->sa_family == AF_INET6 &&
+               IN6_IS_ADDR_V4MAPPED(
+                   &((const struct sockaddr_in6 *)sa)->sin6_addr)) {
+        memcpy(&got, &((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr[12],
+               4);
+    } else {
+        return false;
+    }
+    return got.s_addr == want.s_addr;
+}
+
+/* Call @http back: only the node itself may be recorded there. Runs on
+ * the HTTP thread (a blocking call, bounded), never on the loop. */
+static int verify_callback(const char *http, uint64_t id, char *errmsg)
+{
+    struct forward_response resp;
+    struct forward_request req = {.method = "GET", .base = http,
+                                  .path = "/internal/whoami",
+                                  .timeout_ms = MEMBER_VERIFY_TIMEOUT_MS};
+    json_t *o;
+    json_int_t got;
+    int rv = forward_call(&req, &resp, errmsg);
+
+    if (rv != 0)
+        return brk_errf(errmsg, BRK_EFORWARD, "the announced address did "
+                        "not answer GET /internal/whoami");
+    o = resp.status == 200 ? json_loadb(resp.body ? resp.body : "", resp.len,
+                                        0, NULL)
+                           : NULL;
+    got = json_integer_value(json_object_get(o, "node_id"));
+    json_decref(o);
+    forward_response_free(&resp);
+    if (got <= 0 || (uint64_t)got != id)
+        return brk_errf(errmsg, BRK_EFORBIDDEN, "the announced address does "
+                        "not answer as node %llu", (unsigned long long)id);
+    return 0;
+}
+
+/* The member @id of the Raft configuration, or NULL. */
+static const struct node_member *find_member(const struct node_status *st,
+                                             uint64_t id)
+{
+    int i;
+
+    for (i = 0; i < st->n_members; i++)
+        if (st->members[i].id == id)
+            return &st->members[i];
+    return NULL;
+}
+
+/* Who may set member @id's address to @http (see docs/security.md). */
+static int check_announcement(struct http_req *r, uint64_t id,
+                              const char *http, char *errmsg)
+{
+    struct node_status st;
+    const struct node_member *m;
+
+    node_status(r->srv->deps.node, &st);
+    if (!st.cluster)
+        return brk_errf(errmsg, BRK_EINVAL, "cluster mode is not enabled");
+    if (st.state != NODE_STATE_LEADER || st.leader_id != st.node_id)
+        return brk_errf(errmsg, BRK_ENO_LEADER, "this node is not the "
+                        "leader; announce to the leader");
+    if (id == st.node_id)
+        return brk_errf(errmsg, BRK_ECONFLICT, "node %llu is the leader: it "
+                        "records its own address", (unsigned long long)id);
+    if ((m = find_member(&st, id)) == NULL)
+        return brk_errf(errmsg, BRK_EUNKNOWN_MEMBER, "node %llu is not a "
+                        "member of the cluster", (unsigned long long)id);
+    if (r->srv->deps.cfg->cluster.secret[0] == '\0' &&
+        !from_raft_host(r, m->raft_address))
+        return brk_errf(errmsg, BRK_EFORBIDDEN, "without a cluster secret, "
+                        "node %llu may announce itself only from the host "
+                        "of its Raft address", (unsigned long long)id);
+    return verify_callback(http, id, errmsg);
+}
+
+/* POST /internal/members {"node_id", "http_address"} (on the leader):
+ * a member announces its own HTTP address. */
+static const char *const member_fields[] = {"node_id", "http_address", NULL};
+
 enum MHD_Result h_internal_member(struct http_req *r)
 {
     enum MHD_Result ret;
-    json_t *body = http_body_object(r, &ret);
-    const char *http;
+    json_t *body = http_body_fields(r, member_fields, &ret);
+    char http[ADDR_MAX_LEN + 1], errmsg[BRK_ERRMSG_LEN];
+    const char *s;
     uint64_t id;
     struct work *w;
+    int rv;
 
     if (body == NULL)
         return ret;
-    http = json_string_value(json_object_get(body, "http_address"));
+    s = json_string_value(json_object_get(body, "http_address"));
     if (!http_json_u64(r, body, "node_id", "node_id", 1, UINT32_MAX, 0, &id,
                        &ret) ||
-        http == NULL || strlen(http) >= sizeof(w->cmd.address) || id == 0) {
+        id == 0 || !addr_http_valid(s)) {
         json_decref(body);
-        return http_reply_error(r, BRK_EINVAL, "node_id and http_address "
-                                "are required");
+        return http_reply_error(r, BRK_EINVAL, "'node_id' (>= 1) and "
+                                "'http_address' (host:port) are required");
     }
-    if ((w = http_work_new(r, WORK_CMD)) == NULL) {
-        json_decref(body);
+    snprintf(http, sizeof(http), "%s", s);
+    json_decref(body);
+    if ((rv = check_announcement(r, id, http, errmsg)) != 0)
+        return http_reply_error(r, rv, "%s", errmsg);
+    if ((w = http_work_new(r, WORK_CMD)) == NULL)
         return http_reply_error(r, BRK_ENOMEM, "out of memory");
-    }
     w->cmd.type = CMD_SET_MEMBER;
     w->cmd.node_id = id;
     snprintf(w->cmd.address, sizeof(w->cmd.address), "%s", http);
-    json_decref(body);
     return http_submit(r, w, member_done);
 }

@@ -1,11 +1,11 @@
 /* Replies: JSON bodies, error bodies, X-Broker-Node, request metrics. */
-#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/log.h"
 #include "broker/metrics.h"
 #include "http_internal.h"
 
@@ -31,6 +31,8 @@ static enum MHD_Result reply(struct http_req *r, int status,
         MHD_add_response_header(resp, "X-Forwarded-By", r->srv->node_id);
     if (status == 503)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (r->warning != NULL && status >= 200 && status < 300)
+        MHD_add_response_header(resp, "Warning", r->warning);
     ret = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     metrics_http(r->route, status);
@@ -72,63 +74,96 @@ enum MHD_Result http_reply_empty(struct http_req *r, int status)
     return http_reply_raw(r, status, NULL, NULL, 0);
 }
 
-/* Replace every @from in @buf (NUL-terminated, @cap bytes) by @to. */
-static void replace_all(char *buf, size_t cap, const char *from,
-                        const char *to)
+/* Length of the UTF-8 sequence that @p starts (at most @left bytes), or
+ * 0 when it is not a valid one. */
+static size_t utf8_seq(const uint8_t *p, size_t left)
 {
-    size_t flen = strlen(from), tlen = strlen(to), len;
-    char *p = buf;
+    size_t n = p[0] < 0x80 ? 1 : p[0] >= 0xF0 ? 4 : p[0] >= 0xE0 ? 3 : 2;
 
-    if (flen == 0)
-        return;
-    while ((p = strstr(p, from)) != NULL) {
-        len = strlen(p + flen);
-        if ((size_t)(p - buf) + tlen + len + 1 > cap)
-            return;
-        memmove(p + tlen, p + flen, len + 1);
-        memcpy(p, to, tlen);
-        p += tlen;
+    return n <= left && utf8_valid(p, n) ? n : 0;
+}
+
+/* @msg with every byte that is not valid UTF-8 as '?': jansson refuses
+ * such strings, and an error naming a raw request line ("GET /x\xff")
+ * must still be answered. Returns @msg itself when it is valid. */
+static const char *utf8_clean(const char *msg, char *out, size_t cap)
+{
+    const uint8_t *p = (const uint8_t *)msg;
+    size_t len = strlen(msg), i = 0, o = 0, n;
+
+    if (utf8_valid(p, len))
+        return msg;
+    while (i < len && o + 4 < cap) {
+        n = utf8_seq(p + i, len - i);
+        if (n == 0) {
+            out[o++] = '?';
+            i++;
+            continue;
+        }
+        memcpy(out + o, p + i, n);
+        o += n;
+        i += n;
     }
+    out[o] = '\0';
+    return out;
 }
 
-static void redact_dir(char *buf, size_t cap, const char *dir,
-                       const char *name)
+/* A directory worth hiding: a path that says where the data lives on
+ * this machine (absolute, or relative with a directory part). */
+static size_t hidden_len(const char *dir)
 {
-    char real[PATH_MAX];
+    size_t n = strlen(dir);
 
-    if (dir[0] == '\0')
-        return;
-    /* The resolved form first: it is usually the longer one. */
-    if (realpath(dir, real) != NULL)
-        replace_all(buf, cap, real, name);
-    /* A bare relative name ("data") would also match ordinary words. */
-    if (strchr(dir, '/') != NULL)
-        replace_all(buf, cap, dir, name);
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    return n >= 2 && (dir[0] == '/' || strchr(dir, '/') != NULL) ? n : 0;
 }
 
-/* Error answers name files relative to data_dir: where the broker keeps
- * its data on the machine is for the log, not for clients. */
-void http_redact_paths(const struct http_req *r, const char *msg, char *out,
-                       size_t cap)
+/* Copy @in to @out with the data directories replaced by their config
+ * field names: answers must not show the layout of the server's disk
+ * (the log keeps the full text). The longer directory is tried first. */
+static void scrub_paths(const struct config *cfg, const char *in, char *out,
+                        size_t cap)
 {
-    const struct config *cfg = r->srv->deps.cfg;
+    const char *dirs[2] = {cfg->data_dir, cfg->cluster.data_dir};
+    const char *names[2] = {"<data_dir>", "<cluster.data_dir>"};
+    size_t lens[2] = {hidden_len(dirs[0]), hidden_len(dirs[1])};
+    size_t o = 0, k;
+    int first = lens[1] > lens[0] ? 1 : 0;
 
-    snprintf(out, cap, "%s", msg);
-    if (cfg == NULL)
-        return;
-    redact_dir(out, cap, cfg->cluster.data_dir, "cluster.data_dir");
-    redact_dir(out, cap, cfg->data_dir, "data_dir");
+    while (*in != '\0' && o + 1 < cap) {
+        for (k = 0; k < 2; k++) {
+            int d = k == 0 ? first : 1 - first;
+            if (lens[d] > 0 && strncmp(in, dirs[d], lens[d]) == 0) {
+                o += (size_t)snprintf(out + o, cap - o, "%s", names[d]);
+                in += lens[d];
+                break;
+            }
+        }
+        if (o >= cap) {
+            o = cap - 1;
+            break;
+        }
+        if (k == 2)
+            out[o++] = *in++;
+    }
+    out[o] = '\0';
 }
 
 enum MHD_Result http_reply_error_with(struct http_req *r, int code,
                                       json_t *extra, const char *msg)
 {
-    char text[BRK_ERRMSG_LEN + 256];
+    char shown[BRK_ERRMSG_LEN], clean[BRK_ERRMSG_LEN];
     json_t *o;
 
-    http_redact_paths(r, msg && msg[0] ? msg : brk_err_str(code), text,
-                      sizeof(text));
-    o = json_pack("{s:s, s:s}", "error", text, "code", brk_err_word(code));
+    msg = msg && msg[0] ? utf8_clean(msg, clean, sizeof(clean))
+                        : brk_err_str(code);
+    scrub_paths(r->srv->deps.cfg, msg, shown, sizeof(shown));
+    if (strcmp(shown, msg) != 0 || brk_err_http_status(code) == 500)
+        log_warn("%s %.200s answered %d %s: %s", r->method ? r->method : "?",
+                 r->url ? r->url : "?", brk_err_http_status(code),
+                 brk_err_word(code), msg);
+    o = json_pack("{s:s, s:s}", "error", shown, "code", brk_err_word(code));
 
     if (o != NULL && extra != NULL)
         json_object_update(o, extra);
@@ -146,4 +181,10 @@ enum MHD_Result http_reply_error(struct http_req *r, int code,
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     return http_reply_error_with(r, code, NULL, msg);
+}
+
+void http_redact_paths(const struct http_req *r, const char *msg, char *out,
+                       size_t cap)
+{
+    scrub_paths(r->srv->deps.cfg, msg, out, cap);
 }
