@@ -165,6 +165,7 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
     }
     if (cl->apply_failed) {
         cl->apply_failed = false;
+        cl->stepdown_logged = false;
         log_info("applying Raft entries again from entry %llu",
                  (unsigned long long)index);
         node_set_storage(n, NULL);

@@ -75,6 +75,8 @@ struct cluster {
     uint64_t catchup_deadline_ns;     /* restore: stop fetching after */
     bool apply_failed;                /* an entry could not be stored */
     bool stepping_down;               /* transfer asked after apply_failed */
+    bool stepdown_logged;
+    bool raft_stopped;                /* unavailable after apply_failed */
     struct raft_transfer stepdown;
 };
 

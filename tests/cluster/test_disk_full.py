@@ -79,6 +79,9 @@ class DiskFull(ch.ClusterTestCase):
         except ch.ClusterTimeout:
             # c-raft 0.15 may have stopped this node's Raft (an apply that
             # fails on a heartbeat makes it unavailable): a restart replays.
+            s = f.status()
+            self.assertEqual(s["state"], "unavailable", s)
+            self.assertIn("restart it", s["storage_error"])
             f.stop()
             f.start()
         final = c.wait_identical(TOPIC, timeout=30)
@@ -124,6 +127,11 @@ class DiskFull(ch.ClusterTestCase):
         try:
             c.wait_identical(TOPIC, timeout=10)
         except ch.ClusterTimeout:
+            # c-raft 0.15 stopped its Raft (see the follower case): the
+            # status says so and asks for a restart.
+            s = leader.status()
+            self.assertEqual(s["state"], "unavailable", s)
+            self.assertIn("restart it", s["storage_error"])
             leader.stop()
             leader.start()
         final = c.wait_identical(TOPIC, timeout=30)
