@@ -55,6 +55,10 @@ void state_apply(struct state *s, const struct cmd *c, uint64_t index,
                  int64_t now_ms, struct cmd_result *res,
                  struct state_effects *fx);
 
+/* Whether commands of type @t change group offsets (and are numbered in
+ * the groups' applied index). */
+bool state_cmd_changes_groups(enum cmd_type t);
+
 /* Whether the file system of data_dir has less than @bytes (plus a small
  * reserve for indexes and metadata) free for this process: a produce is
  * refused with 507 before anything is written or proposed. Any thread. */

@@ -594,7 +594,7 @@ static void apply_truncate(struct state *s, const struct cmd *c,
     topic_put(t);
 }
 
-static bool touches_groups(enum cmd_type t)
+bool state_cmd_changes_groups(enum cmd_type t)
 {
     return t == CMD_COMMIT_OFFSETS || t == CMD_DELETE_GROUP || t == CMD_CLAIM;
 }
@@ -603,7 +603,7 @@ void state_apply(struct state *s, const struct cmd *c, uint64_t index,
                  int64_t now_ms, struct cmd_result *res,
                  struct state_effects *fx)
 {
-    if (touches_groups(c->type)) {
+    if (state_cmd_changes_groups(c->type)) {
         /* Group changes are not idempotent (a claim advances offsets), so
          * a replayed one that the saved groups already hold is skipped. */
         if (index <= group_store_applied_index(s->groups))

@@ -29,12 +29,6 @@ static void sync_work(uv_work_t *req)
                                           b->groups_errmsg);
 }
 
-static bool changes_groups(const struct cmd *c)
-{
-    return c->type == CMD_COMMIT_OFFSETS || c->type == CMD_DELETE_GROUP ||
-           c->type == CMD_CLAIM;
-}
-
 /* The batch's group changes are not on disk: answer them with the error
  * and go back to what groups.json holds, so that nothing answered as
  * failed is visible (a claim's messages stay unclaimed). */
@@ -51,7 +45,7 @@ static void groups_write_failed(struct node *n, struct sbatch *b)
         group_forget_topic(n->st->groups, b->fx.deleted[i]->name);
     for (i = 0; i < b->n; i++) {
         struct cmd_result *res = &b->works[i]->res;
-        if (!changes_groups(&b->works[i]->cmd) || res->err != 0)
+        if (!state_cmd_changes_groups(b->works[i]->cmd.type) || res->err != 0)
             continue;
         cmd_result_clear(res);
         res->err = b->groups_err;
