@@ -152,6 +152,51 @@ class StorageEdge(harness.BrokerTestCase):
         self.assertEqual(b.get("/topics/new")[0], 200)
         b.stop()
 
+    @unittest.skipUnless(can_mount(), "needs root and mount -t tmpfs")
+    def test_disk_full_flush_interval(self):
+        """With flush_interval a group commit is acknowledged before its write: on a full disk the broker keeps running, writes groups.json once there is room, and starts and serves reads on a full disk."""
+        mnt = tempfile.mkdtemp(prefix="e2e-diskfull-")
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + TMPFS_SIZE,
+                        "tmpfs", mnt], check=True)
+        self.addCleanup(os.rmdir, mnt)
+        self.addCleanup(subprocess.run, ["umount", "-l", mnt])
+        data_dir = os.path.join(mnt, "data")
+        b = self.new_broker({"data_dir": data_dir, "flush_interval": "50ms"})
+        b.data_dir = data_dir
+        b.create_topic("t", partitions=1)
+        values = ["v%d" % i for i in range(10)]
+        for v in values:
+            b.produce("t", v, partition=0)
+        filler = fill(mnt)
+        st, _, d = b.post("/groups/g/offsets",
+                          {"topic": "t", "partition": 0, "offset": 4})
+        self.assertEqual(st, 200, d)
+        self.assertTrue(harness.wait_until(
+            lambda: "storage is not writable" in b.log(), 5), b.log())
+        self.assertTrue(b.running())
+        self.assertError(b.post("/topics/t/messages", {"value": "x"}), 507,
+                         "storage_full")
+        self.check_reads(b, "t", values, 4)
+        # A restart on the full disk recovers and serves reads (the commit
+        # made while full was acknowledged but never written: lost, as
+        # flush_interval allows).
+        b.restart()
+        self.check_reads(b, "t", values, None)
+        self.assertEqual(b.post("/groups/g/offsets", {
+            "topic": "t", "partition": 0, "offset": 6})[0], 200)
+        os.unlink(filler)
+
+        def written():
+            try:
+                with open(os.path.join(data_dir, "groups.json")) as f:
+                    return '"0":6' in f.read().replace(" ", "")
+            except FileNotFoundError:
+                return False
+        self.assertTrue(harness.wait_until(written, 5))
+        b.restart()
+        self.check_reads(b, "t", values, 6)
+        b.stop()
+
     @unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"),
                          "needs root to run the broker as nobody")
     def test_not_writable(self):
