@@ -35,6 +35,10 @@ static const struct route routes[] = {
     {"GET", "/internal/records/*/*", h_internal_records, "internal_records",
      false},
     {"POST", "/internal/members", h_internal_member, "internal_member", true},
+    {"GET", "/internal/digest/*/*", h_internal_digest, "internal_digest",
+     false},
+    {"POST", "/internal/repair/*/*", h_internal_repair, "internal_repair",
+     false},
     {"GET", "/", h_static, "static", false},
     {"GET", "/ui/**", h_static, "ui", false},
 };

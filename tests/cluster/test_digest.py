@@ -1,0 +1,173 @@
+"""Replica comparison: a follower whose stored record silently differs
+(value bytes changed and the record CRC fixed up, so no verification can
+see it) is found by the leader's digest check, reported (metric, status,
+log line naming node/topic/partition/offset) and repairs itself from the
+leader; afterwards every node holds identical records."""
+import os
+import re
+import struct
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cluster_harness as ch  # noqa: E402
+
+DIGEST = {"digest_interval": "1s", "digest_chunk": 16}
+TOPIC = "dg"
+
+
+def _crc_table():
+    t = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        t.append(c)
+    return t
+
+
+CRC_TABLE = _crc_table()
+
+
+def crc32c(data):
+    c = 0xFFFFFFFF
+    for b in data:
+        c = CRC_TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+def newest_segment(node, topic, p):
+    d = os.path.join(node.data_dir, "topics", topic, str(p))
+    logs = sorted(f for f in os.listdir(d) if f.endswith(".log"))
+    return os.path.join(d, logs[-1])
+
+
+def alter_record(path, offset, old, new):
+    """Replace `old` by `new` (same length) in the value of the record at
+    `offset` and fix up that record's CRC32C."""
+    assert len(old) == len(new)
+    with open(path, "r+b") as f:
+        data = bytearray(f.read())
+        pos = 0
+        while pos < len(data):
+            length = struct.unpack_from("<I", data, pos)[0]
+            rec_off = struct.unpack_from("<Q", data, pos + 10)[0]
+            end = pos + 4 + length
+            if rec_off == offset:
+                i = data.find(old, pos + 38, end)
+                assert i > 0, "value not found in record %d" % offset
+                data[i:i + len(old)] = new
+                struct.pack_into("<I", data, pos + 4,
+                                 crc32c(bytes(data[pos + 8:end])))
+                f.seek(0)
+                f.write(data)
+                return
+            pos = end
+    raise AssertionError("offset %d not in %s" % (offset, path))
+
+
+def divergence_metric(node):
+    st, _, text = node.request("GET", "/metrics")
+    if isinstance(text, bytes):
+        text = text.decode()
+    m = re.search(r"^broker_replica_divergence_total (\d+)", text or "", re.M)
+    return int(m.group(1)) if m else None
+
+
+def divergence_status(node):
+    return node.status().get("divergence")
+
+
+def digest(node, topic, p, **q):
+    path = "/internal/digest/%s/%d" % (topic, p)
+    if q:
+        path += "?" + "&".join("%s=%s" % kv for kv in q.items())
+    return node.request("GET", path)
+
+
+def produce_all(leader, n_per_partition, tag):
+    for p in range(3):
+        for b in range(0, n_per_partition, 10):
+            leader.produce_batch(TOPIC, [
+                {"value": "%s-p%d-%04d" % (tag, p, i), "partition": p,
+                 "key": "k%d" % i}
+                for i in range(b, b + 10)])
+
+
+class Digest(ch.ClusterTestCase):
+
+    def test_endpoint(self):
+        """Identical replicas answer identical digests; bad requests get
+        clear errors; a partition that does not exist is 404."""
+        c = self.new_cluster(3, DIGEST)
+        leader = c.leader()
+        leader.create_topic(TOPIC, partitions=3)
+        produce_all(leader, 40, "e")
+        c.wait_identical(TOPIC, 20, nodes=c.all())
+        views = []
+        for n in c.all():
+            st, _, body = digest(n, TOPIC, 1)
+            self.assertEqual(st, 200, body)
+            self.assertEqual(body["chunk"], 16)
+            self.assertEqual((body["from"], body["to"]), (0, 40))
+            self.assertEqual(len(body["crcs"]), 3)  # 16 + 16 + 8
+            views.append(body["crcs"])
+        self.assertTrue(all(v == views[0] for v in views), views)
+        st, _, body = digest(leader, TOPIC, 1, **{"from": 5, "to": 9,
+                                                  "step": 1})
+        self.assertEqual(st, 200, body)
+        self.assertEqual((body["from"], body["to"], len(body["crcs"])),
+                         (5, 9, 4))
+        st, _, body = digest(leader, TOPIC, 7)
+        self.assertEqual(st, 404, body)
+        st, _, body = digest(leader, TOPIC, 1, step=0)
+        self.assertEqual((st, body["code"]), (400, "bad_request"), body)
+        st, _, body = digest(leader, TOPIC, 1, **{"from": "x"})
+        self.assertEqual((st, body["code"]), (400, "bad_request"), body)
+        st, _, body = leader.request("POST", "/internal/repair/%s/1" % TOPIC,
+                                     {})
+        self.assertEqual(st, 400, body)
+        self.assertEqual(divergence_status(leader), [])
+
+    def test_silent_divergence_is_found_and_repaired(self):
+        c = self.new_cluster(3, DIGEST)
+        leader = c.leader()
+        leader.create_topic(TOPIC, partitions=3)
+        produce_all(leader, 50, "a")
+        before = c.wait_identical(TOPIC, 20, nodes=c.all())
+        bad = c.followers()[0]
+        c.stop(bad.node_id)
+        alter_record(newest_segment(bad, TOPIC, 1), 37, b"a-p1-0037",
+                     b"X-p1-0037")
+        c.start(bad.node_id)
+        c.wait_leader(10)
+        leader = c.leader()
+        want = {"node_id": bad.node_id, "topic": TOPIC, "partition": 1,
+                "offset": 37}
+        seen = ch.poll(lambda: want in (divergence_status(leader) or []),
+                       20, interval=0.05)
+        self.assertTrue(seen, "divergence not shown in /cluster/status: %r"
+                        % leader.status())
+        self.assertGreaterEqual(divergence_metric(leader), 1)
+        line = "replica divergence: node %d differs from the leader in " \
+               "%s/1 from offset 37" % (bad.node_id, TOPIC)
+        self.assertIn(line, leader.log())
+        c.wait_until(lambda: "repair of %s/1 confirmed" % TOPIC in bad.log(),
+                     20, "repair confirmed on node %d" % bad.node_id)
+        after = c.wait_identical(TOPIC, 20, nodes=c.all())
+        self.assertEqual(after, before)
+        # The check finds nothing more: the metric stops rising.
+        c.wait_until(lambda: divergence_status(leader) == [], 10,
+                     "divergence list empty")
+        m1 = divergence_metric(leader)
+        time.sleep(3.5)
+        self.assertEqual(divergence_metric(leader), m1)
+        # Apply goes on at the right offsets after the repair.
+        produce_all(leader, 20, "b")
+        c.wait_identical(TOPIC, 20, nodes=c.all())
+        for n in c.all():
+            self.assertEqual(n.high_watermarks(TOPIC), {0: 70, 1: 70, 2: 70})
+
+
+if __name__ == "__main__":
+    ch.main()
