@@ -168,6 +168,66 @@ class Digest(ch.ClusterTestCase):
         for n in c.all():
             self.assertEqual(n.high_watermarks(TOPIC), {0: 70, 1: 70, 2: 70})
 
+    def test_divergence_in_an_older_segment(self):
+        """A changed record in an old, sealed segment (a whole chunk, not
+        the tail): the repair cuts into that segment, drops the later ones
+        and re-fetches everything after the differing offset."""
+        c = self.new_cluster(3, dict(DIGEST, segment_size=2048))
+        leader = c.leader()
+        leader.create_topic(TOPIC, partitions=3)
+        produce_all(leader, 120, "a")
+        before = c.wait_identical(TOPIC, 20, nodes=c.all())
+        bad = c.followers()[0]
+        c.stop(bad.node_id)
+        d = os.path.join(bad.data_dir, "topics", TOPIC, "2")
+        logs = sorted(f for f in os.listdir(d) if f.endswith(".log"))
+        self.assertGreater(len(logs), 2, logs)
+        alter_record(os.path.join(d, logs[0]), 20, b"a-p2-0020",
+                     b"a-p2-0021")
+        c.start(bad.node_id)
+        leader = c.leader()
+        line = "replica divergence: node %d differs from the leader in " \
+               "%s/2 from offset 20" % (bad.node_id, TOPIC)
+        c.wait_until(lambda: line in leader.log(), 20, "divergence logged")
+        c.wait_until(lambda: "repair of %s/2 confirmed" % TOPIC in bad.log(),
+                     20, "repair confirmed")
+        self.assertEqual(c.wait_identical(TOPIC, 20, nodes=c.all()), before)
+        # The repaired node restarts cleanly on what the repair wrote.
+        c.stop(bad.node_id)
+        c.start(bad.node_id)
+        self.assertEqual(c.wait_identical(TOPIC, 20, nodes=c.all()), before)
+
+    def test_leader_in_the_minority_is_not_copied(self):
+        """When the leader's own copy is the odd one, it must not "repair"
+        the healthy majority from it: it hands leadership to a member that
+        agrees with the majority, whose check then repairs the old
+        leader."""
+        c = self.new_cluster(3, dict(DIGEST, digest_interval="3s"))
+        leader = c.leader()
+        leader.create_topic(TOPIC, partitions=3)
+        produce_all(leader, 50, "a")
+        before = c.wait_identical(TOPIC, 20, nodes=c.all())
+        bad = c.followers()[0]
+        c.stop_all()
+        alter_record(newest_segment(bad, TOPIC, 0), 5, b"a-p0-0005",
+                     b"a-p0-0006")
+        c.start_all()
+        leader = c.leader()
+        if leader.node_id != bad.node_id:
+            st, _, body = leader.request("POST", "/cluster/leader/transfer",
+                                         {"node_id": bad.node_id})
+            self.assertEqual(st, 200, body)
+            c.wait_until(lambda: c.agreed_leader() == bad.node_id, 10,
+                         "node %d leads" % bad.node_id)
+        line = "this leader (node %d) differs in %s/0" % (bad.node_id, TOPIC)
+        c.wait_until(lambda: line in bad.log(), 20, "minority noticed")
+        c.wait_until(lambda: "repair of %s/0 confirmed" % TOPIC in bad.log(),
+                     30, "old leader repaired")
+        self.assertEqual(c.wait_identical(TOPIC, 20, nodes=c.all()), before)
+        for n in c.all():
+            if n.node_id != bad.node_id:
+                self.assertNotIn("repairing %s/" % TOPIC, n.log())
+
 
 if __name__ == "__main__":
     ch.main()
