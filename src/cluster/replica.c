@@ -97,6 +97,20 @@ static bool stopping(void)
 
 /* ==== background build ==== */
 
+/* A damaged record stops a digest's build; it is retried every tick, so
+ * say so at most once a minute. */
+static void warn_build(const char *topic, uint32_t p, const char *errmsg)
+{
+    static uint64_t last_ms;
+    uint64_t now = clock_mono_ns() / 1000000ull;
+
+    if (last_ms != 0 && now - last_ms < 60000)
+        return;
+    last_ms = now;
+    log_warn("digest of %s/%u cannot be built past a damaged record (%s); "
+             "only the chunks before it are compared", topic, p, errmsg);
+}
+
 static void build_some(void)
 {
     struct topic **list;
@@ -113,7 +127,7 @@ static void build_some(void)
                 rc = digest_build_step(list[i]->partitions[p], BUILD_RECORDS,
                                        errmsg);
                 if (rc > 1)
-                    log_warn("digest of %s/%u: %s", list[i]->name, p, errmsg);
+                    warn_build(list[i]->name, p, errmsg);
             } while (rc == 1 && ++steps < BUILD_STEPS_PER_TICK);
     topic_list_free(list, count);
 }
@@ -589,9 +603,11 @@ static int run_swap(struct swap *sw)
     return sw->rc;
 }
 
-/* After a repair: do this node's digests now match the leader's? */
-static void confirm(const char *leader, struct topic *t, uint32_t p,
-                    uint64_t from)
+/* Do this node's digests of @t/@p from @from on match the leader's? 1
+ * yes, 0 no, -1 unknown (the leader could not be asked). *@to gets the
+ * end of the range compared. */
+static int agrees(const char *leader, struct topic *t, uint32_t p,
+                  uint64_t from, uint64_t *to)
 {
     struct partition *part = t->partitions[p];
     struct digest_range mine, theirs;
@@ -600,24 +616,41 @@ static void confirm(const char *leader, struct topic *t, uint32_t p,
     uint32_t chunk = digest_chunk_size(partition_digest(part)), c;
     uint64_t end, s;
 
+    int rv = -1;
+
     partition_stats(part, &st);
     from = from / chunk * chunk;
     if (remote_range(leader, t->name, p, from, st.high_watermark, chunk, &c,
                      &theirs, errmsg) != 0)
-        return;
-    if (digest_range(part, theirs.from, theirs.to, chunk, &mine, errmsg) == 0) {
+        return -1;
+    if (c == chunk &&
+        digest_range(part, theirs.from, theirs.to, chunk, &mine, errmsg) == 0) {
         s = first_difference(&mine, &theirs, &end);
-        if (s == UINT64_MAX)
-            log_info("repair of %s/%u confirmed: digests agree with the "
-                     "leader's up to offset %llu", t->name, p,
-                     (unsigned long long)theirs.to);
-        else
-            log_error("repair of %s/%u: still differs from the leader at "
-                      "chunk %llu..%llu", t->name, p, (unsigned long long)s,
-                      (unsigned long long)end);
+        rv = s == UINT64_MAX ? 1 : 0;
+        /* Agreement counts only as far as both sides were compared. */
+        *to = s != UINT64_MAX          ? s
+              : mine.to < theirs.to ? mine.to
+                                    : theirs.to;
         digest_range_free(&mine);
     }
     digest_range_free(&theirs);
+    return rv;
+}
+
+/* After a repair: do this node's digests now match the leader's? */
+static void confirm(const char *leader, struct topic *t, uint32_t p,
+                    uint64_t from)
+{
+    uint64_t to = 0;
+    int rv = agrees(leader, t, p, from, &to);
+
+    if (rv == 1)
+        log_info("repair of %s/%u confirmed: digests agree with the "
+                 "leader's up to offset %llu", t->name, p,
+                 (unsigned long long)to);
+    else if (rv == 0)
+        log_error("repair of %s/%u: still differs from the leader from "
+                  "chunk %llu on", t->name, p, (unsigned long long)to);
 }
 
 static int repair_rounds(const char *leader, struct swap *sw, char *errmsg)
@@ -634,6 +667,9 @@ static int repair_rounds(const char *leader, struct swap *sw, char *errmsg)
         if (rv != SWAP_MOVED)
             return rv == 0 ? 0 : brk_errf(errmsg, rv, "%s", sw->errmsg);
         /* Raft applied meanwhile: fetch up to the new next offset too. */
+        log_info("repair of %s/%u: applied on to offset %llu meanwhile, "
+                 "fetching that too", sw->t->name, sw->p,
+                 (unsigned long long)sw->now_next);
         from = sw->expect_next;
         sw->expect_next = sw->now_next;
     }
@@ -659,6 +695,14 @@ static void repair(const struct repair_job *job)
     }
     sw.p = job->partition;
     sw.from = job->offset;
+    if (agrees(leader, sw.t, sw.p, sw.from, &ps.next_offset) == 1 &&
+        ps.next_offset > sw.from) {
+        /* A repeated order for a divergence already repaired. */
+        log_info("repair of %s/%u from %llu: already agrees with the leader",
+                 job->topic, sw.p, (unsigned long long)sw.from);
+        topic_put(sw.t);
+        return;
+    }
     partition_stats(sw.t->partitions[sw.p], &ps);
     sw.expect_next = ps.next_offset;
     log_warn("repairing %s/%u: replacing offsets %llu..%llu with the "

@@ -7,6 +7,7 @@ import os
 import re
 import struct
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -227,6 +228,53 @@ class Digest(ch.ClusterTestCase):
         for n in c.all():
             if n.node_id != bad.node_id:
                 self.assertNotIn("repairing %s/" % TOPIC, n.log())
+
+    def test_repair_while_writing(self):
+        """Writes go on through the repair (apply appends to the partition
+        being repaired): every acknowledged record ends up once, at the
+        same offset, on every node."""
+        c = self.new_cluster(3, DIGEST)
+        leader = c.leader()
+        leader.create_topic(TOPIC, partitions=3)
+        produce_all(leader, 200, "a")
+        c.wait_identical(TOPIC, 20, nodes=c.all())
+        bad = c.followers()[0]
+        c.stop(bad.node_id)
+        alter_record(newest_segment(bad, TOPIC, 1), 3, b"a-p1-0003",
+                     b"a-p1-0004")
+        acked = []
+        stop = threading.Event()
+
+        def writer():
+            i = 0
+            while not stop.is_set():
+                recs = [{"value": "w-%d-%d" % (i, p), "partition": p}
+                        for p in range(3)]
+                st, _, body = leader.request(
+                    "POST", "/topics/%s/messages" % TOPIC, {"records": recs},
+                    timeout=5)
+                if st == 201:
+                    acked.extend((o["partition"], o["offset"], r["value"])
+                                 for o, r in zip(body["offsets"], recs))
+                i += 1
+        t = threading.Thread(target=writer)
+        t.start()
+        try:
+            c.start(bad.node_id)
+            c.wait_until(lambda: "repair of %s/1 confirmed" % TOPIC in
+                         bad.log(), 30, "repair confirmed")
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            t.join(10)
+        self.assertGreater(len(acked), 10)
+        view = c.wait_identical(TOPIC, 30, nodes=c.all())
+        stored = {(p, m[0]): m[3] for p, msgs in view.items() for m in msgs}
+        for p, off, value in acked:
+            self.assertEqual(stored.get((p, off)), value, (p, off))
+        for p, msgs in view.items():
+            self.assertEqual([m[0] for m in msgs], list(range(len(msgs))))
+        self.assertEqual(stored[(1, 3)], "a-p1-0003")
 
 
 if __name__ == "__main__":
