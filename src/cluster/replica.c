@@ -35,7 +35,7 @@
 #define BUILD_RECORDS 4096      /* records per build step */
 #define BUILD_STEPS_PER_TICK 64
 #define CALL_TIMEOUT_MS 10000L
-#define REPAIR_MAX_BYTES (256u << 20)
+#define REPAIR_MAX_BYTES (64u << 20) /* also bounds the loop-thread step */
 #define REPAIR_ROUNDS 20
 #define REPAIR_QUEUE 32
 #define REPAIR_WAIT_LEADER_MS 5000
@@ -463,8 +463,13 @@ static void check_all(void)
     uint32_t p;
 
     node_status(R.node, &st);
-    if (st.state != NODE_STATE_LEADER ||
-        topic_registry_list(R.st->topics, &list, &count) != 0)
+    if (st.state != NODE_STATE_LEADER) {
+        pthread_mutex_lock(&R.lock);
+        R.n_div = 0; /* only the leader's findings are current */
+        pthread_mutex_unlock(&R.lock);
+        return;
+    }
+    if (topic_registry_list(R.st->topics, &list, &count) != 0)
         return;
     for (i = 0; i < count && !stopping(); i++)
         for (p = 0; p < list[i]->n_partitions; p++)
@@ -532,7 +537,25 @@ static int fetch_range(const char *leader, struct swap *sw, uint64_t from,
         sw->pages[sw->n_pages++] = pg;
         from += pg.n;
     }
+    /* A partial tail must never be swapped in: apply would go on at the
+     * wrong offsets. */
+    if (rv == 0 && from < upto)
+        rv = brk_errf(errmsg, BRK_ESHUTDOWN, "stopping");
     return rv;
+}
+
+/* Whether @sw's pages hold exactly the records [from, expect_next). */
+static bool pages_complete(const struct swap *sw)
+{
+    uint64_t next = sw->from;
+    size_t i;
+
+    for (i = 0; i < sw->n_pages; i++) {
+        if (sw->pages[i].n == 0 || sw->pages[i].recs[0].offset != next)
+            return false;
+        next += sw->pages[i].n;
+    }
+    return next == sw->expect_next;
 }
 
 /* Loop thread: the tail swap, in one step (see DESIGN). */
@@ -555,6 +578,12 @@ static bool swap_call(struct work *w, struct node *n)
     }
     if (st.next_offset != sw->expect_next) {
         sw->rc = SWAP_MOVED;
+        return true;
+    }
+    if (!pages_complete(sw)) {
+        sw->rc = brk_errf(sw->errmsg, BRK_EINTERNAL, "fetched records do "
+                          "not cover %llu..%llu", (unsigned long long)sw->from,
+                          (unsigned long long)sw->expect_next);
         return true;
     }
     rc = partition_cut_tail(part, sw->from, sw->errmsg);
