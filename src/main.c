@@ -171,7 +171,8 @@ static int run(const struct config *cfg, const char *www)
     }
     if (cfg->cluster.enabled && announcer_start(node, cfg, &ann, errmsg) != 0)
         log_error("%s", errmsg);
-    if (cfg->cluster.enabled && replica_start(node, cfg, &st, errmsg) != 0)
+    /* Standalone too: it keeps digests built after a restart. */
+    if (replica_start(node, cfg, &st, errmsg) != 0)
         log_error("%s", errmsg);
     log_info("broker %s listening on %s:%d (advertised %s), data in %s, %s",
              BROKER_VERSION, cfg->server.host, cfg->server.port,

@@ -1,4 +1,5 @@
-/* Replica comparison (cluster mode): one thread per node that
+/* Replica comparison: one thread per node (standalone too, where it only
+ * keeps digests built) that
  * - folds partitions' records into their digests after a restart
  *   (digest_build_step), in the background;
  * - on the leader, every digest_interval, compares each partition's
@@ -29,7 +30,7 @@ struct replica_divergence {
 };
 #define REPLICA_MAX_DIVERGENCE 64
 
-/* Start the thread (cluster mode). One per process. */
+/* Start the thread. One per process. */
 int replica_start(struct node *n, const struct config *cfg, struct state *st,
                   char *errmsg);
 /* Stop and join it; before node_stop. Safe when never started. */

@@ -463,7 +463,7 @@ static void check_all(void)
     uint32_t p;
 
     node_status(R.node, &st);
-    if (st.state != NODE_STATE_LEADER) {
+    if (st.state != NODE_STATE_LEADER || !st.cluster) {
         pthread_mutex_lock(&R.lock);
         R.n_div = 0; /* only the leader's findings are current */
         pthread_mutex_unlock(&R.lock);
@@ -834,7 +834,7 @@ int replica_request_repair(const char *topic, uint32_t p, uint64_t offset,
     size_t i;
 
     pthread_mutex_lock(&R.lock);
-    if (!R.started || R.stop) {
+    if (!R.started || R.stop || !R.cfg->cluster.enabled) {
         rc = brk_errf(errmsg, BRK_EUNAVAILABLE, "replica repair runs only "
                       "on a cluster node");
     } else {
