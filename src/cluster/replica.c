@@ -59,11 +59,14 @@ struct swap {
     struct work w;
     struct topic *t;
     uint32_t p;
-    uint64_t from, expect_next;
-    struct page *pages;
+    uint64_t from;              /* first offset replaced */
+    uint64_t local_next;        /* this node's next offset and last  */
+    uint64_t local_cmd;         /* cmd_index: must not move before the swap */
+    uint64_t end;               /* one past the last record fetched */
+    struct page *pages;         /* the leader's records [from, end) */
     size_t n_pages;
-    int rc;                     /* 0, BRK_ECONFLICT (moved), other error */
-    uint64_t now_next;          /* the next offset found */
+    int rc;                     /* 0, SWAP_MOVED, an error */
+    uint64_t now_next, now_cmd; /* what the swap found */
     char errmsg[BRK_ERRMSG_LEN];
     bool done;
 };
@@ -495,56 +498,128 @@ static void pages_free(struct page *v, size_t n)
     free(v);
 }
 
-/* Append the leader's records [@from, @upto) to @sw's pages. */
-static int fetch_range(const char *leader, struct swap *sw, uint64_t from,
-                       uint64_t upto, size_t *bytes, char *errmsg)
+/* Store @pg in @sw's pages. */
+static int keep_page(struct swap *sw, struct page *pg, size_t *bytes,
+                     char *errmsg)
+{
+    struct page *v = NULL;
+
+    *bytes += pg->resp.len;
+    if (*bytes <= REPAIR_MAX_BYTES)
+        v = realloc(sw->pages, (sw->n_pages + 1) * sizeof(*v));
+    if (v == NULL)
+        return brk_errf(errmsg, BRK_ENOMEM, "repair needs more than %u "
+                        "bytes", REPAIR_MAX_BYTES);
+    sw->pages = v;
+    sw->pages[sw->n_pages++] = *pg;
+    sw->end += pg->n;
+    return 0;
+}
+
+/* Drop fetched records at and after @off. */
+static void trim_pages(struct swap *sw, uint64_t off)
+{
+    uint64_t at = sw->from;
+    size_t i;
+
+    for (i = 0; i < sw->n_pages; i++) {
+        if (at >= off) {
+            sw->pages[i].n = 0;
+        } else if (at + sw->pages[i].n > off) {
+            sw->pages[i].n = (size_t)(off - at);
+        }
+        at += sw->pages[i].n;
+    }
+    while (sw->n_pages > 0 && sw->pages[sw->n_pages - 1].n == 0) {
+        sw->n_pages--;
+        free(sw->pages[sw->n_pages].recs);
+        forward_response_free(&sw->pages[sw->n_pages].resp);
+    }
+    sw->end = off < sw->end ? off : sw->end;
+}
+
+static uint64_t last_fetched_cmd(const struct swap *sw)
+{
+    const struct page *pg;
+
+    if (sw->n_pages == 0)
+        return 0;
+    pg = &sw->pages[sw->n_pages - 1];
+    return pg->recs[pg->n - 1].cmd_index;
+}
+
+/* The leader has nothing more at sw->end yet. Done when its records so far
+ * end with the last command this node applied; else wait for it to apply
+ * that far. After the wait, fall back to replacing exactly this node's
+ * offsets (its last cmd_index may be the damaged field). 1: wait again. */
+static int at_leader_end(struct swap *sw, uint64_t deadline, char *errmsg)
+{
+    struct timespec ts = {0, 100 * 1000000L};
+
+    if (sw->end > sw->from && last_fetched_cmd(sw) == sw->local_cmd)
+        return 0;
+    if (clock_mono_ns() < deadline) {
+        nanosleep(&ts, NULL);
+        return 1;
+    }
+    if (sw->end < sw->local_next)
+        return brk_errf(errmsg, BRK_ETIMEOUT, "the leader has no records "
+                        "at %llu", (unsigned long long)sw->end);
+    trim_pages(sw, sw->local_next);
+    return 0;
+}
+
+/* Fetch the leader's records from sw->end on, up to the end of the last
+ * command this node applied to the partition (sw->local_cmd): that is
+ * where apply goes on after the swap. Offsets may differ from this node's
+ * (a replica that lost records holds later ones at lower offsets): the
+ * commands, not the offsets, say how far to fetch. */
+static int fetch_commands(const char *leader, struct swap *sw, size_t *bytes,
+                          char *errmsg)
 {
     uint64_t deadline = clock_mono_ns() + REPAIR_WAIT_LEADER_MS * 1000000ull;
     uint64_t moved;
-    struct page pg, *v;
+    struct page pg;
+    size_t k;
     int rv = 0;
 
-    while (rv == 0 && from < upto && !stopping()) {
+    while (rv == 0) {
+        if (stopping())
+            return brk_errf(errmsg, BRK_ESHUTDOWN, "stopping");
         memset(&pg, 0, sizeof(pg));
-        rv = catchup_fetch_page(leader, sw->t->name, sw->p, from, &pg.resp,
+        rv = catchup_fetch_page(leader, sw->t->name, sw->p, sw->end, &pg.resp,
                                 &moved, errmsg);
         if (rv == 0)
-            rv = catchup_decode_page(&pg.resp, from, upto, &pg.recs, &pg.n,
-                                     errmsg);
-        if (rv == 0 && pg.n == 0) {
-            /* The leader has not applied that far yet: wait a little. */
+            rv = catchup_decode_page(&pg.resp, sw->end, UINT64_MAX, &pg.recs,
+                                     &pg.n, errmsg);
+        if (rv != 0)
+            break;
+        for (k = 0; k < pg.n && pg.recs[k].cmd_index <= sw->local_cmd; k++)
+            ;
+        if (k == 0) {
             free(pg.recs);
             forward_response_free(&pg.resp);
-            if (clock_mono_ns() > deadline)
-                return brk_errf(errmsg, BRK_ETIMEOUT, "the leader has no "
-                                "records at %llu", (unsigned long long)from);
-            struct timespec ts = {0, 100 * 1000000L};
-            nanosleep(&ts, NULL);
+            if (pg.n > 0)
+                return 0; /* the next record is of a later command */
+            rv = at_leader_end(sw, deadline, errmsg);
+            if (rv == 1)
+                rv = 0;
+            else
+                return rv;
             continue;
         }
-        *bytes += pg.resp.len;
-        v = rv == 0 && *bytes <= REPAIR_MAX_BYTES
-                ? realloc(sw->pages, (sw->n_pages + 1) * sizeof(*v))
-                : NULL;
-        if (v == NULL) {
-            free(pg.recs);
-            forward_response_free(&pg.resp);
-            return rv != 0 ? rv
-                           : brk_errf(errmsg, BRK_ENOMEM, "repair needs more "
-                                      "than %u bytes", REPAIR_MAX_BYTES);
-        }
-        sw->pages = v;
-        sw->pages[sw->n_pages++] = pg;
-        from += pg.n;
+        bool later = k < pg.n; /* a later command's record follows */
+        pg.n = k;
+        rv = keep_page(sw, &pg, bytes, errmsg);
+        if (rv == 0 && later)
+            return 0;
     }
-    /* A partial tail must never be swapped in: apply would go on at the
-     * wrong offsets. */
-    if (rv == 0 && from < upto)
-        rv = brk_errf(errmsg, BRK_ESHUTDOWN, "stopping");
+    free(pg.recs);
+    forward_response_free(&pg.resp);
     return rv;
 }
 
-/* Whether @sw's pages hold exactly the records [from, expect_next). */
+/* Whether @sw's pages hold exactly the records [from, end). */
 static bool pages_complete(const struct swap *sw)
 {
     uint64_t next = sw->from;
@@ -555,7 +630,7 @@ static bool pages_complete(const struct swap *sw)
             return false;
         next += sw->pages[i].n;
     }
-    return next == sw->expect_next;
+    return next == sw->end;
 }
 
 /* Loop thread: the tail swap, in one step (see DESIGN). */
@@ -570,20 +645,22 @@ static bool swap_call(struct work *w, struct node *n)
 
     partition_stats(part, &st);
     sw->now_next = st.next_offset;
+    sw->now_cmd = st.last_cmd_index;
     if (atomic_load(&sw->t->deleted) || sw->from < st.log_start_offset) {
         sw->rc = brk_errf(sw->errmsg, BRK_ECONFLICT, "topic deleted or "
                           "log start moved past %llu",
                           (unsigned long long)sw->from);
         return true;
     }
-    if (st.next_offset != sw->expect_next) {
+    if (st.next_offset != sw->local_next ||
+        st.last_cmd_index != sw->local_cmd) {
         sw->rc = SWAP_MOVED;
         return true;
     }
     if (!pages_complete(sw)) {
         sw->rc = brk_errf(sw->errmsg, BRK_EINTERNAL, "fetched records do "
                           "not cover %llu..%llu", (unsigned long long)sw->from,
-                          (unsigned long long)sw->expect_next);
+                          (unsigned long long)sw->end);
         return true;
     }
     rc = partition_cut_tail(part, sw->from, sw->errmsg);
@@ -685,22 +762,21 @@ static void confirm(const char *leader, struct topic *t, uint32_t p,
 static int repair_rounds(const char *leader, struct swap *sw, char *errmsg)
 {
     size_t bytes = 0;
-    uint64_t from = sw->from;
     int round, rv = 0;
 
     for (round = 0; round < REPAIR_ROUNDS && !stopping(); round++) {
-        rv = fetch_range(leader, sw, from, sw->expect_next, &bytes, errmsg);
+        rv = fetch_commands(leader, sw, &bytes, errmsg);
         if (rv != 0)
             return rv;
         rv = run_swap(sw);
         if (rv != SWAP_MOVED)
             return rv == 0 ? 0 : brk_errf(errmsg, rv, "%s", sw->errmsg);
-        /* Raft applied meanwhile: fetch up to the new next offset too. */
+        /* Raft applied meanwhile: fetch that command's records too. */
         log_info("repair of %s/%u: applied on to offset %llu meanwhile, "
                  "fetching that too", sw->t->name, sw->p,
                  (unsigned long long)sw->now_next);
-        from = sw->expect_next;
-        sw->expect_next = sw->now_next;
+        sw->local_next = sw->now_next;
+        sw->local_cmd = sw->now_cmd;
     }
     return brk_errf(errmsg, BRK_ETIMEOUT, "the partition kept moving");
 }
@@ -723,7 +799,7 @@ static void repair(const struct repair_job *job)
         return;
     }
     sw.p = job->partition;
-    sw.from = job->offset;
+    sw.from = sw.end = job->offset;
     if (agrees(leader, sw.t, sw.p, sw.from, &ps.next_offset) == 1 &&
         ps.next_offset > sw.from) {
         /* A repeated order for a divergence already repaired. */
@@ -733,12 +809,13 @@ static void repair(const struct repair_job *job)
         return;
     }
     partition_stats(sw.t->partitions[sw.p], &ps);
-    sw.expect_next = ps.next_offset;
-    log_warn("repairing %s/%u: replacing offsets %llu..%llu with the "
-             "leader's records (%s)", job->topic, sw.p,
-             (unsigned long long)sw.from, (unsigned long long)sw.expect_next,
-             leader);
-    rv = sw.from < sw.expect_next ? repair_rounds(leader, &sw, errmsg) : 0;
+    sw.local_next = ps.next_offset;
+    sw.local_cmd = ps.last_cmd_index;
+    log_warn("repairing %s/%u: replacing offsets %llu..%llu (commands up to "
+             "%llu) with the leader's records (%s)", job->topic, sw.p,
+             (unsigned long long)sw.from, (unsigned long long)sw.local_next,
+             (unsigned long long)sw.local_cmd, leader);
+    rv = sw.from < sw.local_next ? repair_rounds(leader, &sw, errmsg) : 0;
     pages_free(sw.pages, sw.n_pages);
     if (rv == 0) {
         metrics_add(MET_REPLICA_REPAIRS, 1);

@@ -67,6 +67,32 @@ def alter_record(path, offset, old, new):
     raise AssertionError("offset %d not in %s" % (offset, path))
 
 
+def drop_record(path, offset):
+    """Remove the record at `offset` and number the later ones one lower
+    (CRCs fixed up): a replica that lost one record of a command and holds
+    the later ones at shifted offsets, as finding 2 of issue 7 left it."""
+    with open(path, "r+b") as f:
+        data = bytearray(f.read())
+    out = bytearray()
+    pos = 0
+    while pos < len(data):
+        length = struct.unpack_from("<I", data, pos)[0]
+        end = pos + 4 + length
+        rec = bytearray(data[pos:end])
+        off = struct.unpack_from("<Q", rec, 10)[0]
+        if off != offset:
+            if off > offset:
+                struct.pack_into("<Q", rec, 10, off - 1)
+                struct.pack_into("<I", rec, 4, crc32c(bytes(rec[8:])))
+            out += rec
+        pos = end
+    with open(path, "wb") as f:
+        f.write(out)
+    index = path[:-len(".log")] + ".index"
+    if os.path.exists(index):
+        os.unlink(index)
+
+
 def divergence_metric(node):
     st, _, text = node.request("GET", "/metrics")
     if isinstance(text, bytes):
@@ -275,6 +301,34 @@ class Digest(ch.ClusterTestCase):
         for p, msgs in view.items():
             self.assertEqual([m[0] for m in msgs], list(range(len(msgs))))
         self.assertEqual(stored[(1, 3)], "a-p1-0003")
+
+    def test_shifted_replica_is_repaired(self):
+        """A follower that lost one record inside a batch and holds the
+        later ones one offset lower: the repair fetches by command, not by
+        this node's offsets, so it ends up with the leader's records and
+        later writes land at the same offsets everywhere."""
+        c = self.new_cluster(3, DIGEST)
+        leader = c.leader()
+        leader.create_topic(TOPIC, partitions=3)
+        produce_all(leader, 50, "a")
+        before = c.wait_identical(TOPIC, 20, nodes=c.all())
+        bad = c.followers()[0]
+        c.stop(bad.node_id)
+        drop_record(newest_segment(bad, TOPIC, 0), 23)
+        c.start(bad.node_id)
+        c.wait_until(lambda: bad.high_watermarks(TOPIC)[0] == 49, 10,
+                     "shifted follower up")
+        leader = c.leader()
+        line = "replica divergence: node %d differs from the leader in " \
+               "%s/0 from offset 23" % (bad.node_id, TOPIC)
+        c.wait_until(lambda: line in leader.log(), 20, "divergence logged")
+        c.wait_until(lambda: "repair of %s/0 confirmed" % TOPIC in bad.log(),
+                     20, "repair confirmed")
+        self.assertEqual(c.wait_identical(TOPIC, 20, nodes=c.all()), before)
+        produce_all(leader, 10, "b")
+        c.wait_identical(TOPIC, 20, nodes=c.all())
+        for n in c.all():
+            self.assertEqual(n.high_watermarks(TOPIC), {0: 60, 1: 60, 2: 60})
 
 
 if __name__ == "__main__":
