@@ -158,11 +158,13 @@ static int http_get_json(const char *base, const char *path, json_t **out,
 }
 
 /* Fetch @base's digest of @topic/@p over [@from, @to) in steps of @step
- * into @r. 1 when the member has no such partition (yet). */
-static int remote_range(const char *base, const char *topic, uint32_t p,
+ * into @r. 1 when the member has no such partition (yet), or another
+ * incarnation of the topic. */
+static int remote_range(const char *base, struct topic *t, uint32_t p,
                         uint64_t from, uint64_t to, uint32_t step,
                         uint32_t *chunk, struct digest_range *r, char *errmsg)
 {
+    const char *topic = t->name;
     char path[512];
     json_t *o, *crcs;
     int status = 0, rv;
@@ -179,6 +181,11 @@ static int remote_range(const char *base, const char *topic, uint32_t p,
         return 1;
     if (status != 200)
         return brk_errf(errmsg, BRK_EFORWARD, "%s answered %d", base, status);
+    if ((uint64_t)json_integer_value(json_object_get(o, "created_index")) !=
+        t->created_index) {
+        json_decref(o);
+        return 1; /* another incarnation of the topic, not comparable */
+    }
     crcs = json_object_get(o, "crcs");
     r->from = (uint64_t)json_integer_value(json_object_get(o, "from"));
     r->to = (uint64_t)json_integer_value(json_object_get(o, "to"));
@@ -248,7 +255,7 @@ static uint64_t narrow_down(const struct node_member *m, struct topic *t,
     uint64_t at = s, end;
     uint32_t chunk;
 
-    if (remote_range(m->http_address, t->name, p, s, e, 1, &chunk, &theirs,
+    if (remote_range(m->http_address, t, p, s, e, 1, &chunk, &theirs,
                      errmsg) != 0)
         return s;
     if (digest_range(t->partitions[p], s, e, 1, &mine, errmsg) == 0) {
@@ -306,7 +313,7 @@ static bool compare_member(struct compared *c, struct topic *t, uint32_t p)
     int rv;
 
     partition_stats(part, &st);
-    rv = remote_range(c->m->http_address, t->name, p, st.log_start_offset,
+    rv = remote_range(c->m->http_address, t, p, st.log_start_offset,
                       st.high_watermark, own, &chunk, &c->theirs, errmsg);
     if (rv != 0) {
         if (rv != 1)
@@ -726,7 +733,7 @@ static int agrees(const char *leader, struct topic *t, uint32_t p,
 
     partition_stats(part, &st);
     from = from / chunk * chunk;
-    if (remote_range(leader, t->name, p, from, st.high_watermark, chunk, &c,
+    if (remote_range(leader, t, p, from, st.high_watermark, chunk, &c,
                      &theirs, errmsg) != 0)
         return -1;
     if (c == chunk &&

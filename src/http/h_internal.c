@@ -113,6 +113,7 @@ enum MHD_Result h_internal_digest(struct http_req *r)
     struct partition_stats st;
     char errmsg[BRK_ERRMSG_LEN];
     uint32_t chunk;
+    uint64_t created;
     json_t *crcs, *o;
     size_t i;
     int rv;
@@ -135,6 +136,7 @@ enum MHD_Result h_internal_digest(struct http_req *r)
     }
     rv = digest_range(t->partitions[p], from, to, (uint32_t)step, &d, errmsg);
     partition_stats(t->partitions[p], &st);
+    created = t->created_index;
     topic_put(t);
     if (rv != 0)
         return http_reply_error(r, rv, "%s", errmsg);
@@ -149,6 +151,9 @@ enum MHD_Result h_internal_digest(struct http_req *r)
                   (json_int_t)st.log_start_offset, "high_watermark",
                   (json_int_t)st.high_watermark, "crcs", crcs);
     digest_range_free(&d);
+    /* Which incarnation of the topic this is (deleted and re-created). */
+    if (o != NULL)
+        json_object_set_new(o, "created_index", json_integer((json_int_t)created));
     return http_reply_json(r, 200, o);
 }
 
