@@ -11,6 +11,9 @@
 #include "broker/metrics.h"
 #include "replica_internal.h"
 
+/* Chunks asked for per digest request. */
+#define CHECK_WINDOW 16384
+
 static void note_divergence(struct replica_divergence *found, size_t *n,
                             uint64_t node_id, const char *topic, uint32_t p,
                             uint64_t offset)
@@ -78,43 +81,69 @@ struct compared {
     uint64_t diff, diff_end;    /* first differing chunk, UINT64_MAX none */
 };
 
-/* Fetch @c->m's digest of @t/@p and compare it with ours. False when the
- * member could not be compared (unreachable, no such partition yet,
- * another chunk size). */
-static bool compare_member(struct compared *c, struct topic *t, uint32_t p)
+/* Compare the window [@from, @to) of @t/@p with @c's member: 0 with
+ * c->theirs and c->diff set, 1 when the member has nothing comparable,
+ * else an error. */
+static int compare_window(struct compared *c, struct topic *t, uint32_t p,
+                          uint64_t from, uint64_t to, char *errmsg)
 {
     struct partition *part = t->partitions[p];
-    struct partition_stats st;
     struct digest_range mine;
-    char errmsg[BRK_ERRMSG_LEN];
     uint32_t chunk = 0, own = digest_chunk_size(partition_digest(part));
-    int rv;
+    int rv = replica_remote_range(c->m->http_address, t, p, from, to, own,
+                                  &chunk, &c->theirs, errmsg);
 
-    partition_stats(part, &st);
-    rv = replica_remote_range(c->m->http_address, t, p, st.log_start_offset,
-                      st.high_watermark, own, &chunk, &c->theirs, errmsg);
-    if (rv != 0) {
-        if (rv != 1)
-            log_debug("digest: node %llu: %s", (unsigned long long)c->m->id,
-                      errmsg);
-        return false;
-    }
+    if (rv != 0)
+        return rv;
     if (chunk != own) {
         log_warn("digest: node %llu uses digest_chunk %u, this node %u: "
                  "%s/%u not compared", (unsigned long long)c->m->id, chunk,
                  own, t->name, p);
         digest_range_free(&c->theirs);
-        return false;
+        return 1;
     }
-    if (digest_range(part, c->theirs.from, c->theirs.to, own, &mine,
-                     errmsg) != 0) {
-        log_warn("digest of %s/%u on this node: %s", t->name, p, errmsg);
+    rv = digest_range(part, c->theirs.from, c->theirs.to, own, &mine, errmsg);
+    if (rv != 0) {
         digest_range_free(&c->theirs);
-        return false;
+        return brk_errwrap(errmsg, rv, "this node's digest");
     }
-    metrics_add(MET_DIGEST_CHECKS, 1);
     c->diff = replica_first_difference(&mine, &c->theirs, &c->diff_end);
     digest_range_free(&mine);
+    return 0;
+}
+
+/* Fetch @c->m's digest of @t/@p, CHECK_WINDOW chunks at a time so that
+ * an answer stays small, and compare it with ours up to the first
+ * difference. False when the member could not be compared (unreachable,
+ * no such partition yet, another chunk size). */
+static bool compare_member(struct compared *c, struct topic *t, uint32_t p)
+{
+    struct partition *part = t->partitions[p];
+    struct partition_stats st;
+    char errmsg[BRK_ERRMSG_LEN];
+    uint64_t n = digest_chunk_size(partition_digest(part));
+    uint64_t from, to, end;
+    int rv;
+
+    partition_stats(part, &st);
+    for (from = st.log_start_offset;;) {
+        to = (from / n + CHECK_WINDOW) * n;
+        to = to < st.high_watermark ? to : st.high_watermark;
+        rv = compare_window(c, t, p, from, to, errmsg);
+        if (rv != 0) {
+            if (rv != 1)
+                log_debug("digest of %s/%u with node %llu: %s", t->name, p,
+                          (unsigned long long)c->m->id, errmsg);
+            return false;
+        }
+        end = c->theirs.to;
+        if (c->diff != UINT64_MAX || end < to || end >= st.high_watermark ||
+            end <= from || replica_stopping())
+            break; /* found, or the member holds no more (building, hw) */
+        digest_range_free(&c->theirs);
+        from = end;
+    }
+    metrics_add(MET_DIGEST_CHECKS, 1);
     return true;
 }
 
