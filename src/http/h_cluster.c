@@ -7,6 +7,7 @@
 #include "broker/addr.h"
 #include "broker/forward.h"
 #include "broker/metrics.h"
+#include "broker/replica.h"
 #include "http_internal.h"
 
 static json_t *member_json(const struct node_member *m)
@@ -66,12 +67,32 @@ static json_t *status_json(struct http_req *r, const struct node_status *st)
         "fetched_messages_total", (json_int_t)metrics_get(MET_FETCH_MESSAGES));
 }
 
+/* What the leader's last digest check found (replica comparison). */
+static json_t *divergence_json(void)
+{
+    struct replica_divergence d[REPLICA_MAX_DIVERGENCE];
+    size_t n = replica_divergence(d, REPLICA_MAX_DIVERGENCE), i;
+    json_t *arr = json_array();
+
+    for (i = 0; i < n; i++)
+        json_array_append_new(
+            arr, json_pack("{s:I, s:s, s:I, s:I}", "node_id",
+                           (json_int_t)d[i].node_id, "topic", d[i].topic,
+                           "partition", (json_int_t)d[i].partition, "offset",
+                           (json_int_t)d[i].offset));
+    return arr;
+}
+
 enum MHD_Result h_cluster_status(struct http_req *r)
 {
     struct node_status st;
+    json_t *o;
 
     node_status(r->srv->deps.node, &st);
-    return http_reply_json(r, 200, status_json(r, &st));
+    o = status_json(r, &st);
+    if (o != NULL)
+        json_object_set_new(o, "divergence", divergence_json());
+    return http_reply_json(r, 200, o);
 }
 
 /* ==== overview: every member's status, fetched by this node ==== */
