@@ -17,6 +17,7 @@
 #include "broker/http.h"
 #include "broker/log.h"
 #include "broker/node.h"
+#include "broker/replica.h"
 #include "broker/state.h"
 
 #ifndef BROKER_VERSION
@@ -200,6 +201,9 @@ static int run(const struct config *cfg, const char *www)
     }
     if (cfg->cluster.enabled && announcer_start(node, cfg, &ann, errmsg) != 0)
         log_error("%s", errmsg);
+    /* Standalone too: it keeps digests built after a restart. */
+    if (replica_start(node, cfg, &st, errmsg) != 0)
+        log_error("%s", errmsg);
     log_info("broker %s listening on %s:%d (advertised %s), data in %s, %s",
              BROKER_VERSION, cfg->server.host, cfg->server.port,
              cfg->server.advertise, cfg->data_dir,
@@ -209,6 +213,7 @@ static int run(const struct config *cfg, const char *www)
              sig == SIGINT ? "SIGINT" : "SIGTERM");
     http_server_quiesce(http);
     announcer_stop(ann);
+    replica_stop();
     node_stop(node); /* everything acknowledged is on disk from here */
     if (!http_server_stop(http)) {
         log_warn("stopping without freeing: HTTP threads still busy");

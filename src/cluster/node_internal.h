@@ -149,6 +149,18 @@ void fsm_init(struct node *n);
 int catchup_partition(struct node *n, const char *leader_http,
                       struct topic *t, uint32_t p, uint64_t upto,
                       char *errmsg);
+/* One page of records from @from (GET /internal/records on @leader).
+ * BRK_EOFFSET_RANGE with *@moved_to set when the leader's log starts past
+ * @from; BRK_EFORWARD on any other non-200 answer. */
+struct forward_response;
+int catchup_fetch_page(const char *leader, const char *topic, uint32_t p,
+                       uint64_t from, struct forward_response *resp,
+                       uint64_t *moved_to, char *errmsg);
+/* Decode and CRC-check a page into @recs (pointers into resp->body, array
+ * malloc'd): offsets must run from @from on, at most up to @upto. */
+int catchup_decode_page(const struct forward_response *resp, uint64_t from,
+                        uint64_t upto, struct record **recs, size_t *n,
+                        char *errmsg);
 
 /* standalone.c */
 void standalone_apply(struct node *n, struct work **works, size_t count);

@@ -93,6 +93,13 @@ static const struct cfg_row cfg_rows[] = {
      .flags = CFG_MINUS1_OK},
     {.path = "flush_interval", .type = CFG_DURATION,
      CFG_FIELD(flush_interval_ms), .def = 0, .min = 0, .max = INT64_MAX},
+    /* Replica comparison (docs/clustering.md): how often the leader
+     * compares digests, and the records per digest chunk. */
+    {.path = "digest_interval", .type = CFG_DURATION,
+     CFG_FIELD(digest_interval_ms), .def = 60 * 1000, .min = 0,
+     .max = INT64_MAX},
+    {.path = "digest_chunk", .type = CFG_INT64, CFG_FIELD(digest_chunk),
+     .def = 1024, .min = 16, .max = 1 << 20},
 
     {.path = "server.host", .type = CFG_STRING, CFG_FIELD(server.host),
      .def_str = "0.0.0.0", .flags = CFG_NONEMPTY},

@@ -7,6 +7,7 @@
 #include "broker/addr.h"
 #include "broker/forward.h"
 #include "broker/metrics.h"
+#include "broker/replica.h"
 #include "http_internal.h"
 
 static json_t *member_json(const struct node_member *m)
@@ -81,6 +82,22 @@ static void add_storage(struct http_req *r, const struct node_status *st,
     json_object_set_new(o, "storage_error", json_string(text));
 }
 
+/* What the leader's last digest check found (replica comparison). */
+static json_t *divergence_json(void)
+{
+    struct replica_divergence d[REPLICA_MAX_DIVERGENCE];
+    size_t n = replica_divergence(d, REPLICA_MAX_DIVERGENCE), i;
+    json_t *arr = json_array();
+
+    for (i = 0; i < n; i++)
+        json_array_append_new(
+            arr, json_pack("{s:I, s:s, s:I, s:I}", "node_id",
+                           (json_int_t)d[i].node_id, "topic", d[i].topic,
+                           "partition", (json_int_t)d[i].partition, "offset",
+                           (json_int_t)d[i].offset));
+    return arr;
+}
+
 enum MHD_Result h_cluster_status(struct http_req *r)
 {
     struct node_status st;
@@ -88,8 +105,10 @@ enum MHD_Result h_cluster_status(struct http_req *r)
 
     node_status(r->srv->deps.node, &st);
     o = status_json(r, &st);
-    if (o != NULL)
+    if (o != NULL) {
         add_storage(r, &st, o);
+        json_object_set_new(o, "divergence", divergence_json());
+    }
     return http_reply_json(r, 200, o);
 }
 

@@ -1,6 +1,7 @@
 /* Node-to-node endpoints: records for snapshot catch-up, members
- * registering their HTTP address with the leader, and whoami (which the
- * leader calls back to check an announced address). */
+ * registering their HTTP address with the leader, whoami (which the
+ * leader calls back to check an announced address), replica digests and
+ * repair orders. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -9,6 +10,8 @@
 
 #include "broker/addr.h"
 #include "broker/forward.h"
+#include "broker/digest.h"
+#include "broker/replica.h"
 #include "http_internal.h"
 
 #define INTERNAL_MAX_BYTES (16u << 20)
@@ -215,4 +218,92 @@ enum MHD_Result h_internal_member(struct http_req *r)
     w->cmd.node_id = id;
     snprintf(w->cmd.address, sizeof(w->cmd.address), "%s", http);
     return http_submit(r, w, member_done);
+}
+
+/* GET /internal/digest/{topic}/{p}?from=A&to=B&step=S: this node's
+ * replica digest of the partition (docs/clustering.md). */
+enum MHD_Result h_internal_digest(struct http_req *r)
+{
+    enum MHD_Result ret;
+    uint64_t p, from, to, step;
+    struct topic *t;
+    struct digest_range d;
+    struct partition_stats st;
+    char errmsg[BRK_ERRMSG_LEN];
+    uint32_t chunk;
+    uint64_t created;
+    json_t *crcs, *o;
+    size_t i;
+    int rv;
+
+    if (!http_param_topic(r, 0, &ret))
+        return ret;
+    if (r->param_bad[1] || !http_parse_u64(r->params[1], UINT32_MAX, &p))
+        return http_reply_error(r, BRK_EINVAL, "bad partition");
+    t = topic_registry_get(r->srv->deps.st->topics, r->params[0]);
+    if (t == NULL || p >= t->n_partitions) {
+        topic_put(t);
+        return http_reply_error(r, BRK_EUNKNOWN_PARTITION, "unknown partition");
+    }
+    chunk = digest_chunk_size(partition_digest(t->partitions[p]));
+    if (!http_query_u64(r, "from", 0, INT64_MAX, 0, &from, &ret) ||
+        !http_query_u64(r, "to", 0, INT64_MAX, INT64_MAX, &to, &ret) ||
+        !http_query_u64(r, "step", 1, UINT32_MAX, chunk, &step, &ret)) {
+        topic_put(t);
+        return ret;
+    }
+    rv = digest_range(t->partitions[p], from, to, (uint32_t)step, &d, errmsg);
+    partition_stats(t->partitions[p], &st);
+    created = t->created_index;
+    topic_put(t);
+    if (rv != 0)
+        return http_reply_error(r, rv, "%s", errmsg);
+    crcs = json_array();
+    for (i = 0; i < d.n; i++)
+        json_array_append_new(crcs, json_integer(d.crcs[i]));
+    o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:b, s:I, s:I, s:o}",
+                  "topic", r->params[0], "partition", (json_int_t)p, "chunk",
+                  (json_int_t)chunk, "step", (json_int_t)d.step, "from",
+                  (json_int_t)d.from, "to", (json_int_t)d.to, "building",
+                  d.building, "log_start_offset",
+                  (json_int_t)st.log_start_offset, "high_watermark",
+                  (json_int_t)st.high_watermark, "crcs", crcs);
+    digest_range_free(&d);
+    /* Which incarnation of the topic this is (deleted and re-created). */
+    if (o != NULL)
+        json_object_set_new(o, "created_index", json_integer((json_int_t)created));
+    return http_reply_json(r, 200, o);
+}
+
+/* POST /internal/repair/{topic}/{p} {"offset": N}: the leader found this
+ * replica different from offset N on; replace that tail with the
+ * leader's records (in the background: 202). */
+static const char *const repair_fields[] = {"offset", NULL};
+
+enum MHD_Result h_internal_repair(struct http_req *r)
+{
+    enum MHD_Result ret;
+    json_t *body;
+    uint64_t p, offset;
+    char errmsg[BRK_ERRMSG_LEN];
+    int rv;
+
+    if (!http_param_topic(r, 0, &ret))
+        return ret;
+    if (r->param_bad[1] || !http_parse_u64(r->params[1], UINT32_MAX, &p))
+        return http_reply_error(r, BRK_EINVAL, "bad partition");
+    if ((body = http_body_fields(r, repair_fields, &ret)) == NULL)
+        return ret;
+    if (!http_json_u64(r, body, "offset", "offset", 0, INT64_MAX, UINT64_MAX,
+                       &offset, &ret)) {
+        json_decref(body);
+        return ret;
+    }
+    json_decref(body);
+    if (offset == UINT64_MAX)
+        return http_reply_error(r, BRK_EINVAL, "field 'offset' is required");
+    rv = replica_request_repair(r->params[0], (uint32_t)p, offset, errmsg);
+    if (rv != 0)
+        return http_reply_error(r, rv, "%s", errmsg);
+    return http_reply_json(r, 202, json_pack("{s:b}", "accepted", 1));
 }

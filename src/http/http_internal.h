@@ -164,6 +164,8 @@ enum MHD_Result h_static(struct http_req *r);
 enum MHD_Result h_internal_records(struct http_req *r);
 enum MHD_Result h_internal_member(struct http_req *r);
 enum MHD_Result h_internal_whoami(struct http_req *r);
+enum MHD_Result h_internal_digest(struct http_req *r);
+enum MHD_Result h_internal_repair(struct http_req *r);
 
 /* ==== shared parsing helpers (h_common.c) ==== */
 /* Validate params[i] as a topic (or group) name; replies 400 if not. */

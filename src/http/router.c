@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/metrics.h"
 #include "http_internal.h"
 
 static const struct route routes[] = {
@@ -38,10 +39,16 @@ static const struct route routes[] = {
     {"POST", "/internal/members", h_internal_member, "internal_member",
      false},
     {"GET", "/internal/whoami", h_internal_whoami, "internal_whoami", false},
+    {"GET", "/internal/digest/*/*", h_internal_digest, "internal_digest",
+     false},
+    {"POST", "/internal/repair/*/*", h_internal_repair, "internal_repair",
+     false},
     {"GET", "/", h_static, "static", false},
     {"GET", "/ui/**", h_static, "ui", false},
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
+/* Per-route request counters have a slot per route (metrics.c). */
+_Static_assert(N_ROUTES <= METRICS_MAX_ROUTES, "raise METRICS_MAX_ROUTES");
 
 const char *const *router_route_names(size_t *n)
 {

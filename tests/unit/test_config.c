@@ -421,6 +421,27 @@ static void test_duration_fields(void **state)
     field_bad(f, "cleanup_interval", "\"500us\"");
 }
 
+/* Replica comparison fields: defaults, "0s" turns the check off, the
+ * chunk size is bounded. */
+static void test_digest_fields(void **state)
+{
+    struct fixture *f = *state;
+
+    config_defaults(&f->c);
+    assert_int_equal(f->c.digest_interval_ms, 60000);
+    assert_int_equal(f->c.digest_chunk, 1024);
+    field_ok(f, "digest_interval", "\"0s\"");
+    assert_int_equal(f->c.digest_interval_ms, 0);
+    field_ok(f, "digest_interval", "\"250ms\"");
+    assert_int_equal(f->c.digest_interval_ms, 250);
+    field_ok(f, "digest_chunk", "16");
+    assert_int_equal(f->c.digest_chunk, 16);
+    field_bad(f, "digest_interval", "60");
+    field_bad(f, "digest_chunk", "15");
+    field_bad(f, "digest_chunk", "2097152");
+    assert_non_null(strstr(f->errmsg, "digest_chunk"));
+}
+
 /* ==== Ports ============================================================ */
 
 /* server.port takes a JSON number or a numeric string. */
@@ -883,6 +904,7 @@ int main(void)
         T(test_duration_invalid),
         T(test_duration_days),
         T(test_duration_fields),
+        T(test_digest_fields),
         T(test_port_forms),
         T(test_port_invalid),
         T(test_wrong_types),
