@@ -10,6 +10,7 @@
 
 #include "broker/announce.h"
 #include "broker/config.h"
+#include "broker/dirlock.h"
 #include "broker/err.h"
 #include "broker/forward.h"
 #include "broker/fsutil.h"
@@ -120,6 +121,28 @@ static int load_config(const struct args *a, struct config *cfg)
     return -1;
 }
 
+/* Take data_dir and cluster.data_dir before anything in them is opened:
+ * two brokers on one directory would both answer 201 at the same offset.
+ * Returns -1 to continue, or an exit status. */
+static int lock_dirs(const struct config *cfg, struct dirlock *locks)
+{
+    char errmsg[BRK_ERRMSG_LEN];
+    const char *field = "data_dir";
+    int rv = dirlock_acquire(locks, cfg->data_dir, errmsg);
+
+    if (rv == 0 && cfg->cluster.enabled) {
+        field = "cluster.data_dir";
+        rv = dirlock_acquire(locks, cfg->cluster.data_dir, errmsg);
+    }
+    if (rv == 0)
+        return -1;
+    brk_errwrap(errmsg, rv, "%s", field);
+    fprintf(stderr, "broker: cannot start: %s\n", errmsg);
+    if (cfg->server.log_file[0] != '\0')
+        log_error("cannot start: %s", errmsg);
+    return rv == BRK_ECONFLICT ? EXIT_CONFIG : 1;
+}
+
 static int wait_for_signal(void)
 {
     sigset_t set;
@@ -206,6 +229,7 @@ static int run(const struct config *cfg, const char *www)
 int main(int argc, char **argv)
 {
     static struct config cfg;
+    static struct dirlock locks;
     struct args a = {0};
     int rv;
 
@@ -216,9 +240,16 @@ int main(int argc, char **argv)
     rv = load_config(&a, &cfg);
     if (rv >= 0)
         return rv;
+    dirlock_init(&locks);
+    rv = lock_dirs(&cfg, &locks);
+    if (rv >= 0) {
+        log_close();
+        return rv;
+    }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     rv = run(&cfg, www_dir(&a));
     curl_global_cleanup();
+    dirlock_release(&locks);
     log_close();
     return rv;
 }

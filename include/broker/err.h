@@ -46,6 +46,10 @@ int brk_err_http_status(int code);
 /* A default human sentence for @code. */
 const char *brk_err_str(int code);
 
+/* The code for a failed file-system call's errno: BRK_ESTORAGE_FULL when
+ * the disk (or quota) is full, BRK_EIO otherwise. */
+int brk_err_from_errno(int e);
+
 /* printf into a caller's BRK_ERRMSG_LEN buffer (NULL allowed: nothing
  * written). Returns @code so that `return brk_errf(m, BRK_EIO, ...)` works. */
 int brk_errf(char *errmsg, int code, const char *fmt, ...)

@@ -45,6 +45,14 @@ char *group_store_take_dirty(struct group_store *gs, bool *err);
 /* Any thread. Write text from group_store_take_dirty durably. */
 int group_store_write(struct group_store *gs, const char *text, char *errmsg);
 
+/* Loop thread. Writing groups.json failed (disk full, read-only): go back
+ * to what the file holds, so that nothing answered as failed stays
+ * visible. 0, or an error with the in-memory state kept and marked dirty. */
+int group_store_revert(struct group_store *gs, char *errmsg);
+
+/* Loop thread. Write again at the next flush (a flush's write failed). */
+void group_store_mark_dirty(struct group_store *gs);
+
 /* Index of the last command applied to the groups (persisted with them);
  * replayed commands at or below it are skipped. Loop thread. */
 uint64_t group_store_applied_index(struct group_store *gs);

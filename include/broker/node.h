@@ -49,6 +49,8 @@ struct node_status {
     int n_members;
     uint64_t waiters;                /* parked long polls and claims */
     bool catching_up;                /* restoring a snapshot: not ready */
+    bool storage_unwritable;         /* the last write to data_dir failed */
+    char storage_error[BRK_ERRMSG_LEN]; /* why, when unwritable */
     int64_t started_ms;              /* wall clock at start */
 };
 
@@ -62,6 +64,11 @@ int node_submit(struct node *n, struct work *w);
 
 /* Any thread. */
 void node_status(struct node *n, struct node_status *out);
+
+/* Loop thread. Record whether writes to data_dir work (published in
+ * node_status): @errmsg is the failure, NULL once a write succeeded
+ * again. Logs the transitions. */
+void node_set_storage(struct node *n, const char *errmsg);
 const char *node_state_name(enum node_state s);
 const char *node_role_name(enum node_role r);
 

@@ -90,6 +90,14 @@ int partition_read(struct partition *p, uint64_t offset, size_t limit,
                    char *errmsg);
 void partition_read_result_free(struct partition_read_result *r);
 
+/* Writer only. *@count gets how many of the partition's last records (at
+ * most @max) were written by command @cmd_index: records of one command
+ * are contiguous, so replay after a cut tail appends only the rest of a
+ * command that the tail holds part of. Reads unpublished records too.
+ * BRK_ECORRUPT/BRK_EIO as partition_read. */
+int partition_tail_count(struct partition *p, uint64_t cmd_index, size_t max,
+                         size_t *count, char *errmsg);
+
 /* Any thread. *@offset gets the first visible offset at or past the log
  * start whose record's timestamp is >= @ts, or the high watermark when no
  * visible record is that new. Timestamps need not be ordered: segments

@@ -46,12 +46,23 @@ void state_close(struct state *s);
 uint64_t state_last_index(struct state *s);
 
 /* Apply @c as command number @index with the leader's timestamp @now_ms.
- * Business errors go to @res (err, errmsg); a command whose index is not
- * newer than what a partition already holds is skipped for that partition
- * (replay after restart). Never fails as a whole. */
+ * Business errors go to @res (err, errmsg). Replay after a restart: a
+ * produce appends to a partition only the records it does not hold yet
+ * (none when a newer command wrote there; the rest when the partition's
+ * tail holds the first records of this very command, as a cut tail
+ * leaves it) and reports every record's offset. Never fails as a whole. */
 void state_apply(struct state *s, const struct cmd *c, uint64_t index,
                  int64_t now_ms, struct cmd_result *res,
                  struct state_effects *fx);
+
+/* Whether commands of type @t change group offsets (and are numbered in
+ * the groups' applied index). */
+bool state_cmd_changes_groups(enum cmd_type t);
+
+/* Whether the file system of data_dir has less than @bytes (plus a small
+ * reserve for indexes and metadata) free for this process: a produce is
+ * refused with 507 before anything is written or proposed. Any thread. */
+bool state_disk_full(struct state *s, uint64_t bytes, uint64_t *free_bytes);
 
 /* Whether @bytes more would pass max_storage_size. Any thread. */
 bool state_storage_full(struct state *s, uint64_t bytes);

@@ -277,3 +277,33 @@ void group_store_set_applied_index(struct group_store *gs, uint64_t index)
         gs->applied_index = index;
     pthread_mutex_unlock(&gs->lock);
 }
+
+int group_store_revert(struct group_store *gs, char *errmsg)
+{
+    char *text = NULL;
+    size_t len;
+    int rv = fsutil_read_file(gs->path, GROUP_FILE_MAX, &text, &len, errmsg);
+
+    pthread_mutex_lock(&gs->lock);
+    if (rv == BRK_ENOT_FOUND) {
+        json_decref(gs->root);
+        gs->root = json_object();
+        gs->applied_index = 0;
+        rv = gs->root != NULL ? 0 : BRK_ENOMEM;
+    } else if (rv == 0) {
+        rv = load_root(gs, text, errmsg);
+    }
+    /* What could not be reloaded stays in memory, written at the next
+     * change or flush. */
+    gs->dirty = rv != 0;
+    pthread_mutex_unlock(&gs->lock);
+    free(text);
+    return rv;
+}
+
+void group_store_mark_dirty(struct group_store *gs)
+{
+    pthread_mutex_lock(&gs->lock);
+    gs->dirty = true;
+    pthread_mutex_unlock(&gs->lock);
+}

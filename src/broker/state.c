@@ -4,6 +4,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "broker/err.h"
 #include "broker/log.h"
@@ -229,6 +231,23 @@ static int produce_check(struct state *s, const struct cmd *c,
     return 0;
 }
 
+/* Room kept for what a produce writes besides its records (index entries,
+ * a new segment's files, groups.json). */
+#define STATE_DISK_RESERVE (64u << 10)
+
+bool state_disk_full(struct state *s, uint64_t bytes, uint64_t *free_bytes)
+{
+    struct statvfs v;
+    uint64_t avail;
+
+    if (statvfs(s->cfg->data_dir, &v) != 0)
+        return false; /* the write itself will tell */
+    /* root may use the blocks reserved for it. */
+    avail = (uint64_t)(geteuid() == 0 ? v.f_bfree : v.f_bavail) * v.f_frsize;
+    *free_bytes = avail;
+    return avail < bytes + STATE_DISK_RESERVE;
+}
+
 bool state_storage_full(struct state *s, uint64_t bytes)
 {
     return s->cfg->max_storage_size >= 0 &&
@@ -236,19 +255,36 @@ bool state_storage_full(struct state *s, uint64_t bytes)
                (uint64_t)s->cfg->max_storage_size;
 }
 
-/* Append the records of @c that go to partition @p, in request order. */
+/* How many of @c's @n records for partition @p it already holds: a
+ * replay after a restart finds all of them (skip), none, or, when the
+ * segment lost its tail inside the command, the first few. */
+static int produce_done(struct partition *part, uint64_t index, size_t n,
+                        size_t *done, char *errmsg)
+{
+    struct partition_stats st;
+
+    partition_stats(part, &st);
+    *done = 0;
+    if (st.last_cmd_index > index) {
+        *done = n; /* a later command wrote after it: all there */
+        return 0;
+    }
+    if (st.last_cmd_index < index)
+        return 0;
+    return partition_tail_count(part, index, n, done, errmsg);
+}
+
+/* Append the records of @c that go to partition @p, in request order,
+ * except those a replay finds already stored. */
 static int produce_partition(struct topic *t, uint32_t p, const struct cmd *c,
                              uint64_t index, int64_t ts,
                              struct cmd_result *res, struct record *recs)
 {
-    size_t i, n = 0;
+    size_t i, n = 0, done;
     uint64_t first;
     struct partition_stats st;
     int rv;
 
-    partition_stats(t->partitions[p], &st);
-    if (st.last_cmd_index >= index)
-        return 0; /* already applied before a restart */
     for (i = 0; i < c->n_records; i++) {
         const struct cmd_record *r = &c->records[i];
         if (r->partition != p)
@@ -260,9 +296,19 @@ static int produce_partition(struct topic *t, uint32_t p, const struct cmd *c,
             .headers_len = r->headers_len};
         n++;
     }
-    rv = partition_append(t->partitions[p], recs, n, &first, res->errmsg);
+    rv = produce_done(t->partitions[p], index, n, &done, res->errmsg);
     if (rv != 0)
         return rv;
+    partition_stats(t->partitions[p], &st);
+    if (done == n && st.last_cmd_index > index)
+        return 0; /* replayed behind newer records: offsets not needed */
+    if (done < n) {
+        rv = partition_append(t->partitions[p], recs + done, n - done, &first,
+                              res->errmsg);
+        if (rv != 0)
+            return rv;
+    }
+    first = st.next_offset - done;
     for (i = 0, n = 0; i < c->n_records; i++)
         if (c->records[i].partition == p)
             res->produced[i] =
@@ -549,7 +595,7 @@ static void apply_truncate(struct state *s, const struct cmd *c,
     topic_put(t);
 }
 
-static bool touches_groups(enum cmd_type t)
+bool state_cmd_changes_groups(enum cmd_type t)
 {
     return t == CMD_COMMIT_OFFSETS || t == CMD_DELETE_GROUP || t == CMD_CLAIM;
 }
@@ -558,7 +604,7 @@ void state_apply(struct state *s, const struct cmd *c, uint64_t index,
                  int64_t now_ms, struct cmd_result *res,
                  struct state_effects *fx)
 {
-    if (touches_groups(c->type)) {
+    if (state_cmd_changes_groups(c->type)) {
         /* Group changes are not idempotent (a claim advances offsets), so
          * a replayed one that the saved groups already hold is skipped. */
         if (index <= group_store_applied_index(s->groups))

@@ -462,11 +462,20 @@ int topic_registry_delete(struct topic_registry *reg, const char *name,
     snprintf(trash, sizeof(trash), "%s/%s.%llu", reg->trash_dir, name,
              (unsigned long long)++reg->trash_seq);
     if (rename(t->dir, trash) != 0) {
-        rv = brk_errf(errmsg, BRK_EIO, "rename %s: %s", t->dir,
-                      strerror(errno));
+        rv = brk_errf(errmsg, brk_err_from_errno(errno), "rename %s: %s",
+                      t->dir, strerror(errno));
+        /* Nothing changed on disk (read-only, no permission): the topic
+         * stays, as it will after a restart. */
+        atomic_store(&t->deleted, false);
+        if (reg_insert(reg, t) == 0)
+            return rv;
     } else {
         fsutil_sync_dir(reg->topics_dir, errmsg);
-        rv = fsutil_remove_tree(trash, errmsg);
+        /* The topic is gone once renamed; what cannot be removed now is
+         * removed with the trash at the next start. */
+        if (fsutil_remove_tree(trash, errmsg) != 0)
+            log_warn("delete topic %s: %s", name, errmsg);
+        rv = 0;
     }
     topic_put(t);
     return rv;

@@ -137,5 +137,11 @@ int catchup_partition(struct node *n, const char *leader, struct topic *t,
     if (fetched > 0)
         log_info("caught up %s/%u: %llu records fetched from the leader %s",
                  t->name, p, (unsigned long long)fetched, leader);
+    /* c-raft persists the snapshot once restore returns: the records it
+     * promises must be on disk first, or a power loss leaves a snapshot
+     * ahead of the segments and the node cannot restart without a leader
+     * to fetch them from. */
+    if (rv == 0 && fetched > 0)
+        rv = partition_sync(part, errmsg);
     return rv;
 }

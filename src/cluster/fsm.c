@@ -59,38 +59,75 @@ static void apply_member(struct node *n, const struct cmd *c,
 static bool storage_failed(int err)
 {
     return err == BRK_EIO || err == BRK_ECORRUPT || err == BRK_ESHORT ||
-           err == BRK_ENOMEM || err == BRK_EINTERNAL;
+           err == BRK_ENOMEM || err == BRK_EINTERNAL ||
+           err == BRK_ESTORAGE_FULL;
 }
 
-/* Going on would leave this node's partitions different from the others'
- * (the entry counts as applied). Stop: a restart replays the log. */
-static void stop_diverging(uint64_t index, const char *errmsg)
+/* Going on would leave this node's partitions different from the others'.
+ * The entry is not counted as applied: c-raft stops applying here and
+ * tries again as new entries commit (the commands already applied are
+ * skipped then, see state_apply), or stops this node's Raft. A leader
+ * hands leadership to a healthy node. */
+static void stop_diverging(struct node *n, uint64_t index, const char *errmsg)
 {
-    log_error("cannot apply Raft entry %llu on this node (%s): stopping so "
-              "that this replica does not diverge; restart it to replay "
-              "the log", (unsigned long long)index, errmsg);
-    _exit(1);
+    char why[BRK_ERRMSG_LEN];
+
+    snprintf(why, sizeof(why), "cannot apply Raft entry %llu (%.300s): "
+             "stopped applying so that this replica does not diverge; it "
+             "resumes when the disk has room again (or restart it)",
+             (unsigned long long)index, errmsg);
+    if (!n->cl->apply_failed)
+        log_error("%s", why);
+    n->cl->apply_failed = true;
+    node_set_storage(n, why);
 }
 
-static void apply_cmds(struct node *n, struct cmd *cmds, size_t count,
-                       uint64_t index, int64_t ts, struct pbatch *pb,
-                       struct state_effects *fx)
+/* The leader's own batch could not be applied here: the entry is
+ * committed and the other nodes apply it, so the outcome is unknown to
+ * the client, as after a lost leadership. */
+static void fail_pending(struct node *n, struct pbatch *pb)
+{
+    size_t i;
+
+    n->cl->pending = pb->next;
+    pb->applied = true; /* answered here, not by apply_cb */
+    for (i = 0; i < pb->count; i++) {
+        struct cmd_result *res = &pb->works[i]->res;
+        cmd_result_clear(res);
+        res->err = BRK_EUNAVAILABLE;
+        snprintf(res->errmsg, sizeof(res->errmsg), "this node cannot store "
+                 "the write (disk full or not writable); the other nodes may "
+                 "apply it: retry");
+        node_finish_work(n, pb->works[i]);
+    }
+}
+
+/* 0, or the error that stopped the entry half-way. */
+static int apply_cmds(struct node *n, struct cmd *cmds, size_t count,
+                      uint64_t index, int64_t ts, struct pbatch *pb,
+                      struct state_effects *fx)
 {
     struct cmd_result scratch;
     size_t i;
+    int err = 0;
 
-    for (i = 0; i < count; i++) {
+    for (i = 0; i < count && err == 0; i++) {
         struct cmd_result *res = pb ? &pb->works[i]->res : &scratch;
         memset(&scratch, 0, sizeof(scratch));
+        if (pb != NULL)
+            cmd_result_clear(res); /* an earlier attempt's */
         if (cmds[i].type == CMD_SET_MEMBER)
             apply_member(n, &cmds[i], res);
         else
             state_apply(n->st, &cmds[i], FSM_SEQ(index, i), ts, res, fx);
-        if (storage_failed(res->err))
-            stop_diverging(index, res->errmsg);
+        if (storage_failed(res->err)) {
+            stop_diverging(n, index, res->errmsg);
+            err = res->err;
+        }
         if (pb == NULL)
             cmd_result_clear(&scratch);
     }
+    return err;
 }
 
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
@@ -104,6 +141,7 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
     struct cmd *cmds;
     size_t count, i;
     int64_t ts;
+    int rv;
 
     *result = NULL;
     if (cmd_decode_entry(buf->base, buf->len, &ts, &cmds, &count) != 0) {
@@ -115,10 +153,23 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf,
      * batch is this entry exactly when the index matches. */
     if (pb != NULL && (pb->req.index != index || pb->count != count))
         pb = NULL;
-    apply_cmds(n, cmds, count, index, ts, pb, &fx);
+    rv = apply_cmds(n, cmds, count, index, ts, pb, &fx);
     for (i = 0; i < count; i++)
         cmd_clear(&cmds[i]);
     free(cmds);
+    if (rv != 0) {
+        if (pb != NULL)
+            fail_pending(n, pb);
+        state_effects_clear(&fx);
+        return RAFT_IOERR;
+    }
+    if (cl->apply_failed) {
+        cl->apply_failed = false;
+        cl->stepdown_logged = false;
+        log_info("applying Raft entries again from entry %llu",
+                 (unsigned long long)index);
+        node_set_storage(n, NULL);
+    }
     if (pb != NULL) {
         cl->pending = pb->next;
         pb->applied = true;

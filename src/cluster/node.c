@@ -61,6 +61,32 @@ static bool claim_should_wait(struct node *n, struct work *w)
            uv_now(&n->loop) < w->deadline_ms;
 }
 
+static bool disk_failed(int err)
+{
+    return err == BRK_EIO || err == BRK_ESTORAGE_FULL;
+}
+
+/* Publish whether the batch's writes reached the disk. */
+static void note_storage(struct node *n, struct work **works, size_t count)
+{
+    const char *failed = NULL;
+    bool ok = false;
+    size_t i;
+
+    for (i = 0; i < count; i++) {
+        if (works[i]->type != WORK_CMD)
+            continue;
+        if (disk_failed(works[i]->res.err))
+            failed = works[i]->res.errmsg;
+        else if (works[i]->res.err == 0)
+            ok = true;
+    }
+    if (failed != NULL)
+        node_set_storage(n, failed);
+    else if (ok)
+        node_set_storage(n, NULL);
+}
+
 void node_complete_batch(struct node *n, struct work **works, size_t count,
                          struct state_effects *fx, int err,
                          const char *errmsg)
@@ -77,6 +103,7 @@ void node_complete_batch(struct node *n, struct work **works, size_t count,
     }
     for (i = 0; i < fx->n_deleted; i++)
         waiters_wake_topic(n, fx->deleted[i]);
+    note_storage(n, works, count);
     for (i = 0; i < count; i++) {
         struct work *w = works[i];
         if (err != 0 && w->res.err == 0) {
@@ -375,6 +402,22 @@ void node_status(struct node *n, struct node_status *out)
     pthread_mutex_lock(&n->status_lock);
     *out = n->status;
     pthread_mutex_unlock(&n->status_lock);
+}
+
+void node_set_storage(struct node *n, const char *errmsg)
+{
+    bool was;
+
+    pthread_mutex_lock(&n->status_lock);
+    was = n->status.storage_unwritable;
+    n->status.storage_unwritable = errmsg != NULL;
+    snprintf(n->status.storage_error, sizeof(n->status.storage_error), "%s",
+             errmsg ? errmsg : "");
+    pthread_mutex_unlock(&n->status_lock);
+    if (errmsg != NULL && !was)
+        log_error("storage is not writable: %s", errmsg);
+    else if (errmsg == NULL && was)
+        log_info("storage is writable again");
 }
 
 void node_stop(struct node *n)

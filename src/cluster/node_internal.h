@@ -31,6 +31,8 @@ struct sbatch {
     char *groups_text;                /* groups.json to write, or NULL */
     int err;                          /* sync failure */
     char errmsg[BRK_ERRMSG_LEN];
+    int groups_err;                   /* groups.json not written */
+    char groups_errmsg[BRK_ERRMSG_LEN];
     uv_work_t req;
 };
 
@@ -71,6 +73,11 @@ struct cluster {
     size_t n_snap_topics;
     char *snap_groups;                /* groups.json text to persist */
     uint64_t catchup_deadline_ns;     /* restore: stop fetching after */
+    bool apply_failed;                /* an entry could not be stored */
+    bool stepping_down;               /* transfer asked after apply_failed */
+    bool stepdown_logged;
+    bool raft_stopped;                /* unavailable after apply_failed */
+    struct raft_transfer stepdown;
 };
 
 struct node {

@@ -192,6 +192,43 @@ static void tcp_nodelay_all(struct node *n)
     uv_walk(&n->loop, nodelay_cb, NULL);
 }
 
+static void stepdown_cb(struct raft_transfer *req)
+{
+    struct node *n = req->data;
+
+    n->cl->stepping_down = false;
+}
+
+/* A leader that cannot store what it applies would keep every write
+ * waiting: hand leadership to a node that can (tried again at the next
+ * tick when no other voter takes it). */
+static void step_down_if_unwritable(struct node *n, int state)
+{
+    struct cluster *cl = n->cl;
+
+    if (state == RAFT_UNAVAILABLE && cl->apply_failed && !cl->raft_stopped) {
+        /* c-raft 0.15 stops a follower whose apply fails while it handles
+         * a heartbeat: it will not retry by itself. */
+        cl->raft_stopped = true;
+        node_set_storage(n, "this node could not store a committed Raft "
+                            "entry and its Raft stopped so that it does "
+                            "not diverge: restart it once the disk has "
+                            "room (it replays the log)");
+        log_error("Raft stopped on this node after a storage failure: "
+                  "restart it once the disk has room");
+    }
+    if (state != RAFT_LEADER || !cl->apply_failed || cl->stepping_down)
+        return;
+    cl->stepdown.data = n;
+    if (raft_transfer(&cl->raft, &cl->stepdown, 0, stepdown_cb) == 0) {
+        cl->stepping_down = true;
+        if (!cl->stepdown_logged)
+            log_warn("handing leadership over: this node cannot store "
+                     "entries");
+        cl->stepdown_logged = true;
+    }
+}
+
 static void on_status(uv_timer_t *t)
 {
     struct node *n = t->data;
@@ -211,6 +248,7 @@ static void on_status(uv_timer_t *t)
         tcp_nodelay_all(n);
     if (state == RAFT_LEADER)
         announce_self(n);
+    step_down_if_unwritable(n, state);
     cluster_publish_status(n);
 }
 

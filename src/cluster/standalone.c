@@ -22,9 +22,36 @@ static void sync_work(uv_work_t *req)
         struct state_touched *t = &b->fx.touched[i];
         b->err = partition_sync(t->topic->partitions[t->partition], b->errmsg);
     }
+    /* A groups.json that cannot be written (disk full, read-only) leaves
+     * the old file whole: refuse the batch's group changes, not fatal. */
     if (b->err == 0 && b->groups_text != NULL)
-        b->err = group_store_write(b->node->st->groups, b->groups_text,
-                                   b->errmsg);
+        b->groups_err = group_store_write(b->node->st->groups, b->groups_text,
+                                          b->groups_errmsg);
+}
+
+/* The batch's group changes are not on disk: answer them with the error
+ * and go back to what groups.json holds, so that nothing answered as
+ * failed is visible (a claim's messages stay unclaimed). */
+static void groups_write_failed(struct node *n, struct sbatch *b)
+{
+    char errmsg[BRK_ERRMSG_LEN];
+    size_t i;
+
+    log_error("cannot store group offsets, refusing this batch's group "
+              "changes: %s", b->groups_errmsg);
+    if (group_store_revert(n->st->groups, errmsg) != 0)
+        log_error("cannot reload group offsets: %s", errmsg);
+    for (i = 0; i < b->fx.n_deleted; i++)
+        group_forget_topic(n->st->groups, b->fx.deleted[i]->name);
+    for (i = 0; i < b->n; i++) {
+        struct cmd_result *res = &b->works[i]->res;
+        if (!state_cmd_changes_groups(b->works[i]->cmd.type) || res->err != 0)
+            continue;
+        cmd_result_clear(res);
+        res->err = b->groups_err;
+        brk_errf(res->errmsg, b->groups_err, "cannot store the group "
+                 "offsets: %s", b->groups_errmsg);
+    }
 }
 
 static void fsync_failed(const char *errmsg)
@@ -46,6 +73,8 @@ static void after_sync(uv_work_t *req, int status)
     n->syncing = false;
     if (b->err != 0)
         fsync_failed(b->errmsg);
+    if (b->groups_err != 0)
+        groups_write_failed(n, b);
     node_complete_batch(n, b->works, b->n, &b->fx, 0, "");
     free(b->groups_text);
     free(b->works);
@@ -103,6 +132,8 @@ struct flush {
     char *groups_text;
     int err;
     char errmsg[BRK_ERRMSG_LEN];
+    int groups_err;                   /* groups.json not written: retried */
+    char groups_errmsg[BRK_ERRMSG_LEN];
     uv_work_t req;
 };
 
@@ -116,8 +147,8 @@ static void flush_work(uv_work_t *req)
         for (p = 0; p < f->topics[i]->n_partitions && f->err == 0; p++)
             f->err = partition_sync(f->topics[i]->partitions[p], f->errmsg);
     if (f->err == 0 && f->groups_text != NULL)
-        f->err = group_store_write(f->node->st->groups, f->groups_text,
-                                   f->errmsg);
+        f->groups_err = group_store_write(f->node->st->groups, f->groups_text,
+                                          f->groups_errmsg);
 }
 
 static void after_flush(uv_work_t *req, int status)
@@ -128,6 +159,16 @@ static void after_flush(uv_work_t *req, int status)
     (void)status;
     if (f->err != 0)
         fsync_failed(f->errmsg);
+    if (f->groups_err != 0) {
+        /* The old file is whole; the changes were acknowledged already
+         * (flush_interval, or a cluster's Raft log has them): write them
+         * again at the next flush. */
+        group_store_mark_dirty(n->st->groups);
+        node_set_storage(n, f->groups_errmsg);
+    } else if (f->groups_text != NULL &&
+               (n->cl == NULL || !n->cl->apply_failed)) {
+        node_set_storage(n, NULL); /* written again */
+    }
     topic_list_free(f->topics, f->n);
     free(f->groups_text);
     free(f);
@@ -183,6 +224,9 @@ void node_final_flush(struct node *n)
     flush_work(&(uv_work_t){.data = &f});
     if (f.err != 0)
         log_error("final flush failed: %s", f.errmsg);
+    if (f.groups_err != 0)
+        log_error("final flush: cannot store group offsets: %s",
+                  f.groups_errmsg);
     topic_list_free(f.topics, f.n);
     free(f.groups_text);
 }

@@ -1,6 +1,7 @@
 /* Error codes: the BRK_ERR_MAP table and errmsg buffer helpers. */
 #include "broker/err.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -91,4 +92,9 @@ int brk_errwrap(char *errmsg, int code, const char *fmt, ...)
         errmsg[0] = '\0';
     }
     return code;
+}
+
+int brk_err_from_errno(int e)
+{
+    return e == ENOSPC || e == EDQUOT ? BRK_ESTORAGE_FULL : BRK_EIO;
 }

@@ -27,8 +27,8 @@ int fsutil_mkdirs(const char *path, char *errmsg)
             continue;
         buf[i] = '\0';
         if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return brk_errf(errmsg, BRK_EIO, "mkdir %s: %s", buf,
-                            strerror(errno));
+            return brk_errf(errmsg, brk_err_from_errno(errno),
+                            "mkdir %s: %s", buf, strerror(errno));
         if (i < len)
             buf[i] = '/';
     }
@@ -76,18 +76,22 @@ int fsutil_write_atomic(const char *path, const void *data, size_t len,
         return brk_errf(errmsg, BRK_EINVAL, "path too long: %s", path);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
-        return brk_errf(errmsg, BRK_EIO, "create %s: %s", tmp,
-                        strerror(errno));
+        return brk_errf(errmsg, brk_err_from_errno(errno), "create %s: %s",
+                        tmp, strerror(errno));
     if (write_all(fd, data, len) != 0 || fsync(fd) != 0) {
         int e = errno;
         close(fd);
         unlink(tmp);
-        return brk_errf(errmsg, BRK_EIO, "write %s: %s", tmp, strerror(e));
+        return brk_errf(errmsg, brk_err_from_errno(e), "write %s: %s", tmp,
+                        strerror(e));
     }
     close(fd);
-    if (rename(tmp, path) != 0)
-        return brk_errf(errmsg, BRK_EIO, "rename %s: %s", tmp,
-                        strerror(errno));
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return brk_errf(errmsg, brk_err_from_errno(e), "rename %s: %s", tmp,
+                        strerror(e));
+    }
     snprintf(dir, sizeof(dir), "%s", path);
     return fsutil_sync_dir(dirname(dir), errmsg);
 }

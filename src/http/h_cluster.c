@@ -67,6 +67,21 @@ static json_t *status_json(struct http_req *r, const struct node_status *st)
         "fetched_messages_total", (json_int_t)metrics_get(MET_FETCH_MESSAGES));
 }
 
+/* "storage_writable", and "storage_error" (a sentence, no paths) when
+ * the last write to data_dir failed. */
+static void add_storage(struct http_req *r, const struct node_status *st,
+                        json_t *o)
+{
+    char text[BRK_ERRMSG_LEN + 256];
+
+    json_object_set_new(o, "storage_writable",
+                        json_boolean(!st->storage_unwritable));
+    if (!st->storage_unwritable)
+        return;
+    http_redact_paths(r, st->storage_error, text, sizeof(text));
+    json_object_set_new(o, "storage_error", json_string(text));
+}
+
 /* What the leader's last digest check found (replica comparison). */
 static json_t *divergence_json(void)
 {
@@ -90,8 +105,10 @@ enum MHD_Result h_cluster_status(struct http_req *r)
 
     node_status(r->srv->deps.node, &st);
     o = status_json(r, &st);
-    if (o != NULL)
+    if (o != NULL) {
+        add_storage(r, &st, o);
         json_object_set_new(o, "divergence", divergence_json());
+    }
     return http_reply_json(r, 200, o);
 }
 
@@ -142,6 +159,7 @@ enum MHD_Result h_cluster_overview(struct http_req *r)
             continue;
         }
         o = status_json(r, &st);
+        add_storage(r, &st, o);
         json_object_set_new(o, "reachable", json_true());
         json_object_del(o, "members");
         json_array_append_new(nodes, o);

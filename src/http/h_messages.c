@@ -324,6 +324,23 @@ static enum MHD_Result produce_done(struct http_req *r)
     return http_reply_json(r, 201, o);
 }
 
+/* 507 before anything is written or proposed: past max_storage_size, or
+ * when the disk of data_dir lacks the room. */
+static int check_room(struct http_req *r, const struct cmd *c, char *errmsg)
+{
+    uint64_t bytes = cmd_record_bytes(c), free_bytes = 0;
+
+    if (state_storage_full(r->srv->deps.st, bytes))
+        return brk_errf(errmsg, BRK_ESTORAGE_FULL, "storage is full "
+                        "(max_storage_size %lld bytes)",
+                        (long long)r->srv->deps.cfg->max_storage_size);
+    if (state_disk_full(r->srv->deps.st, bytes, &free_bytes))
+        return brk_errf(errmsg, BRK_ESTORAGE_FULL, "storage is full: %llu "
+                        "bytes free on the disk of data_dir",
+                        (unsigned long long)free_bytes);
+    return 0;
+}
+
 enum MHD_Result h_produce(struct http_req *r)
 {
     const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
@@ -350,10 +367,8 @@ enum MHD_Result h_produce(struct http_req *r)
     json_decref(body);
     if (rv == 0)
         rv = assign_partitions(r, &w->cmd, errmsg);
-    if (rv == 0 && state_storage_full(r->srv->deps.st, cmd_record_bytes(&w->cmd)))
-        rv = brk_errf(errmsg, BRK_ESTORAGE_FULL, "storage is full "
-                      "(max_storage_size %lld bytes)",
-                      (long long)r->srv->deps.cfg->max_storage_size);
+    if (rv == 0)
+        rv = check_room(r, &w->cmd, errmsg);
     if (rv != 0) {
         r->work = w; /* freed with the request */
         return http_reply_error(r, rv, "%s", errmsg);

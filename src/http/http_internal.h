@@ -89,6 +89,11 @@ enum MHD_Result http_reply_error(struct http_req *r, int code,
 enum MHD_Result http_reply_error_with(struct http_req *r, int code,
                                       json_t *extra, const char *msg);
 
+/* Copy @msg into @out (@cap bytes) with data_dir and cluster.data_dir
+ * replaced by "<data_dir>" and "<cluster.data_dir>", as error answers. */
+void http_redact_paths(const struct http_req *r, const char *msg, char *out,
+                       size_t cap);
+
 /* Relay a leader's answer (@body malloc'd, taken) with its node id and
  * X-Forwarded-By set to this node. */
 enum MHD_Result http_reply_relay(struct http_req *r, int status,

@@ -182,3 +182,9 @@ enum MHD_Result http_reply_error(struct http_req *r, int code,
     va_end(ap);
     return http_reply_error_with(r, code, NULL, msg);
 }
+
+void http_redact_paths(const struct http_req *r, const char *msg, char *out,
+                       size_t cap)
+{
+    scrub_paths(r->srv->deps.cfg, msg, out, cap);
+}

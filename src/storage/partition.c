@@ -866,6 +866,36 @@ void partition_read_result_free(struct partition_read_result *r)
     memset(r, 0, sizeof(*r));
 }
 
+/* ==== Replay ==== */
+
+int partition_tail_count(struct partition *p, uint64_t cmd_index, size_t max,
+                         size_t *count, char *errmsg)
+{
+    struct read_ctx c;
+    size_t k = 0;
+    int rc;
+
+    memset(&c, 0, sizeof(c));
+    /* The writer reads its own records, published or not. */
+    pthread_mutex_lock(&p->mu);
+    c.hw = p->next_offset;
+    c.next = p->next_offset - p->log_start_offset < max ? p->log_start_offset
+                                                        : p->next_offset - max;
+    pthread_mutex_unlock(&p->mu);
+    c.limit = max;
+    c.done = max == 0;
+    rc = read_records(p, &c, errmsg);
+    while (rc == 0 && k < c.n && c.recs[c.n - 1 - k].cmd_index == cmd_index)
+        k++;
+    free(c.buf);
+    free(c.recs);
+    free(c.locs);
+    if (rc != 0)
+        return brk_errwrap(errmsg, rc, "read tail of %s", p->dir);
+    *count = k;
+    return 0;
+}
+
 /* ==== Find by time ==== */
 
 /* Records read per step of partition_find_time. */

@@ -186,15 +186,16 @@ int segment_create(int dirfd, const char *dir, uint64_t base,
     /* O_EXCL: a .log with this base would hold records we must not lose. */
     s->fd = openat(dirfd, s->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (s->fd < 0) {
-        rc = brk_errf(errmsg, BRK_EIO, "create %s: %s", s->name,
-                      strerror(errno));
+        rc = brk_errf(errmsg, brk_err_from_errno(errno), "create %s: %s",
+                      s->name, strerror(errno));
         goto err;
     }
     segment_index_name(base, iname);
     s->index_fd =
         openat(dirfd, iname, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (s->index_fd < 0) {
-        rc = brk_errf(errmsg, BRK_EIO, "create %s: %s", iname, strerror(errno));
+        rc = brk_errf(errmsg, brk_err_from_errno(errno), "create %s: %s",
+                      iname, strerror(errno));
         unlinkat(dirfd, s->name, 0);
         goto err;
     }
@@ -844,8 +845,8 @@ err:
         log_error("%s: %s: cannot cut back a failed write: %s", s->dir, s->name,
                   strerror(errno));
     }
-    return brk_errf(errmsg, BRK_EIO, "write %s at %" PRIu64 ": %s", s->name,
-                    pos, strerror(e));
+    return brk_errf(errmsg, brk_err_from_errno(e), "write %s at %" PRIu64
+                    ": %s", s->name, pos, strerror(e));
 }
 
 void segment_commit(struct segment *s, const struct segment_batch *b)

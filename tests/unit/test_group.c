@@ -324,6 +324,40 @@ static void test_unwritten_lost(void **state)
     assert_offset(f, "g", "t", 0, 1);
 }
 
+/* A write that failed (disk full) is undone by revert: memory holds the
+ * file's state again, with its applied index, and nothing is dirty. */
+static void test_revert(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t off = 0;
+    bool err = true;
+
+    assert_int_equal(group_commit(f->gs, "g", "t", 0, 5), 0);
+    group_store_set_applied_index(f->gs, 7);
+    persist(f);
+    assert_int_equal(group_commit(f->gs, "g", "t", 0, 9), 0);
+    assert_int_equal(group_commit(f->gs, "h", "t", 1, 1), 0);
+    group_store_set_applied_index(f->gs, 8);
+    assert_int_equal(group_store_revert(f->gs, f->errmsg), 0);
+    assert_int_equal(group_offset(f->gs, "g", "t", 0, &off), 0);
+    assert_int_equal(off, 5);
+    assert_int_equal(group_offset(f->gs, "h", "t", 1, &off), BRK_ENOT_FOUND);
+    assert_int_equal(group_store_applied_index(f->gs), 7);
+    assert_null(group_store_take_dirty(f->gs, &err));
+    assert_false(err);
+}
+
+/* Without a file, revert empties the store. */
+static void test_revert_no_file(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t off;
+
+    assert_int_equal(group_commit(f->gs, "g", "t", 0, 5), 0);
+    assert_int_equal(group_store_revert(f->gs, f->errmsg), 0);
+    assert_int_equal(group_offset(f->gs, "g", "t", 0, &off), BRK_ENOT_FOUND);
+}
+
 /* A dump loaded into another store gives the same offsets. */
 static void test_dump_load(void **state)
 {
@@ -394,6 +428,8 @@ int main(void)
         T(test_take_dirty),
         T(test_persist_reopen),
         T(test_unwritten_lost),
+        T(test_revert),
+        T(test_revert_no_file),
         T(test_dump_load),
         T(test_corrupt_file),
     };

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -545,6 +546,96 @@ static void test_replay_partial_produce(void **state)
     publish(f);
     assert_values(f, "t", 0, p0);
     assert_values(f, "t", 1, p1);
+}
+
+/* ==== replay of a command cut inside a partition ==== */
+
+#define CUT_RECORD 48 /* 46 bytes of framing + a 2-byte value */
+
+/* The three produces of the cut tests: A (2 records), B (5 records to
+ * partition 0, one to partition 1), C (2 records). Values are 2 bytes so
+ * that every record is CUT_RECORD bytes. */
+static void cut_cmd(struct fixture *f, char which)
+{
+    static const char *const vals[3][6] = {
+        {"a0", "a1"}, {"b0", "b1", "b2", "b3", "b4"}, {"c0", "c1"}};
+    int k = which - 'A', i;
+
+    begin(f, CMD_PRODUCE, "t");
+    for (i = 0; i < 6 && vals[k][i] != NULL; i++)
+        add_record(f, 0, NULL, vals[k][i]);
+    if (which == 'B')
+        add_record(f, 1, NULL, "x0");
+}
+
+static void cut_segment(struct fixture *f, long size)
+{
+    char path[TMPDIR_PATH_MAX + 64];
+
+    snprintf(path, sizeof(path), "%s/topics/t/0/%020d.log", f->dir, 0);
+    assert_int_equal(truncate(path, size), 0);
+}
+
+/* Apply A, B, C as commands 2..4, cut partition 0's segment @cut bytes
+ * into the file, restart and replay all three: the partition ends as if
+ * nothing had been cut, and the replayed B reports B's offsets. */
+static void replay_cut(struct fixture *f, long cut)
+{
+    const char *want[] = {"a0", "a1", "b0", "b1", "b2", "b3", "b4",
+                          "c0", "c1", NULL};
+    const char *want1[] = {"x0", NULL};
+    char which;
+    size_t i;
+
+    create_topic(f, "t", 2);
+    for (which = 'A'; which <= 'C'; which++) {
+        cut_cmd(f, which);
+        assert_int_equal(apply(f), 0);
+    }
+    assert_values(f, "t", 0, want);
+    restart(f);
+    cut_segment(f, cut);
+    restart(f);
+    for (which = 'A'; which <= 'C'; which++) {
+        cut_cmd(f, which);
+        assert_int_equal(apply_raw(f, 2 + (uint64_t)(which - 'A')), 0);
+        publish(f);
+        if (which == 'B') {
+            assert_int_equal(f->res.n_produced, 6);
+            for (i = 0; i < 5; i++)
+                assert_int_equal(f->res.produced[i].offset, 2 + i);
+            assert_int_equal(f->res.produced[5].partition, 1);
+            assert_int_equal(f->res.produced[5].offset, 0);
+        }
+    }
+    assert_values(f, "t", 0, want);
+    assert_values(f, "t", 1, want1);
+    assert_int_equal(state_last_index(&f->st), 4);
+}
+
+/* A tail cut at a record boundary inside B (3 of its 5 records gone):
+ * the replay of B appends only the missing 3, and C lands after them. */
+static void test_replay_cut_at_boundary(void **state)
+{
+    replay_cut(*state, 4 * CUT_RECORD);
+}
+
+/* A torn write inside B's 3rd record: recovery cuts it, the replay
+ * completes B. */
+static void test_replay_cut_mid_record(void **state)
+{
+    replay_cut(*state, 4 * CUT_RECORD + 17);
+}
+
+/* Only B's first record is left, or all of B is gone: same result. */
+static void test_replay_cut_edges(void **state)
+{
+    replay_cut(*state, 3 * CUT_RECORD);
+}
+
+static void test_replay_cut_whole_command(void **state)
+{
+    replay_cut(*state, 2 * CUT_RECORD);
 }
 
 /* Persist the groups as the loop does after a batch. */
@@ -1210,6 +1301,10 @@ int main(void)
         T(test_produce_same_index_twice),
         T(test_replay_after_restart),
         T(test_replay_partial_produce),
+        T(test_replay_cut_at_boundary),
+        T(test_replay_cut_mid_record),
+        T(test_replay_cut_edges),
+        T(test_replay_cut_whole_command),
         T(test_last_index_counts_creates),
         T(test_replay_create_delete),
         T(test_replay_truncate_recreated),
