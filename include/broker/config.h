@@ -46,6 +46,8 @@ struct config {
     int64_t max_request_bytes;       /* 16777216 */
     int64_t max_storage_size;        /* -1 = none */
     int64_t flush_interval_ms;       /* "flush_interval", 0 = fsync per ack */
+    int64_t scrub_interval_ms;       /* "scrub_interval", 24h, 0 = off */
+    int64_t scrub_bytes_per_s;       /* 52428800 (50 MiB/s) */
     struct config_server server;
     struct config_cluster cluster;
     /* Keys present in the file that the broker does not know, for the log. */

@@ -89,6 +89,13 @@ static const struct cfg_row cfg_rows[] = {
      .flags = CFG_MINUS1_OK},
     {.path = "flush_interval", .type = CFG_DURATION,
      CFG_FIELD(flush_interval_ms), .def = 0, .min = 0, .max = INT64_MAX},
+    /* 0s turns the periodic scrub off (the verification at start stays). */
+    {.path = "scrub_interval", .type = CFG_DURATION,
+     CFG_FIELD(scrub_interval_ms), .def = 24 * MS_PER_HOUR, .min = 0,
+     .max = INT64_MAX},
+    {.path = "scrub_bytes_per_s", .type = CFG_INT64,
+     CFG_FIELD(scrub_bytes_per_s), .def = 50LL << 20, .min = 1,
+     .max = INT64_MAX},
 
     {.path = "server.host", .type = CFG_STRING, CFG_FIELD(server.host),
      .def_str = "0.0.0.0", .flags = CFG_NONEMPTY},

@@ -37,6 +37,7 @@
 #include "broker/fsutil.h"
 #include "broker/log.h"
 #include "segment.h"
+#include "storage_internal.h"
 
 #define PARTITION_DEFAULT_SEGMENT_SIZE (1ull << 30)
 
@@ -64,6 +65,15 @@ struct partition {
     uint64_t last_cmd_index;   /* of the last written record */
     bool dir_dirty;            /* a segment was created or deleted */
     bool sync_failed;          /* an fsync failed: durability is unknown */
+    struct part_damage *damage; /* known damaged runs, ascending offsets */
+    size_t n_damage, cap_damage;
+};
+
+/* A damaged run found by the verification, with a reference on its
+ * segment so that a repair can tell it is still the same file. */
+struct part_damage {
+    struct segment *seg;
+    struct segment_damage d;
 };
 
 /* ==== Segment list ==== */
@@ -148,6 +158,11 @@ static int load_segments(struct partition *p, const uint64_t *bases, size_t n,
             segment_unref(s);
             return brk_errf(errmsg, BRK_ENOMEM, "load %s: out of memory",
                             s->name);
+        }
+        if (info.damaged) {
+            /* Its records end where the next segment starts; which of
+             * them are bad the background verification finds out. */
+            s->next_offset = bases[i + 1];
         }
         rec->truncated_bytes += info.truncated_bytes;
         rec->indexes_rebuilt += info.index_rebuilt ? 1 : 0;
@@ -320,6 +335,10 @@ void partition_close(struct partition *p)
     for (i = 0; i < p->n_segs; i++) {
         segment_unref(p->segs[i]);
     }
+    for (i = 0; i < p->n_damage; i++) {
+        segment_unref(p->damage[i].seg);
+    }
+    free(p->damage);
     if (p->dirfd >= 0) {
         close(p->dirfd);
     }
@@ -527,6 +546,299 @@ int partition_sync(struct partition *p, char *errmsg)
     return 0;
 }
 
+/* ==== Damage (found by verify.c) ==== */
+
+/* Under the mutex: whether @s is still listed. */
+static bool listed(const struct partition *p, const struct segment *s)
+{
+    return p->n_segs > 0 && p->segs[find_segment(p, s->base_offset)] == s;
+}
+
+/* Under the mutex: forget the damage of segments retention or a reset
+ * removed, and below the log start. */
+static void damage_prune(struct partition *p)
+{
+    size_t i, k = 0;
+
+    for (i = 0; i < p->n_damage; i++) {
+        if (listed(p, p->damage[i].seg) &&
+            p->damage[i].d.to > p->log_start_offset) {
+            p->damage[k++] = p->damage[i];
+        } else {
+            segment_unref(p->damage[i].seg);
+        }
+    }
+    p->n_damage = k;
+}
+
+static void damage_clear(struct partition *p)
+{
+    size_t i;
+
+    for (i = 0; i < p->n_damage; i++) {
+        segment_unref(p->damage[i].seg);
+    }
+    p->n_damage = 0;
+}
+
+/* Under the mutex: the first damaged range that ends after @offset. */
+static void damage_next(struct partition *p, uint64_t offset,
+                        struct partition_damage *out)
+{
+    size_t i;
+
+    damage_prune(p);
+    for (i = 0; i < p->n_damage; i++) {
+        if (p->damage[i].d.to > offset) {
+            out->from = p->damage[i].d.from;
+            out->to = p->damage[i].d.to;
+            return;
+        }
+    }
+}
+
+static int damage_cmp(const void *a, const void *b)
+{
+    const struct part_damage *x = a, *y = b;
+
+    return x->d.from < y->d.from ? -1 : x->d.from > y->d.from;
+}
+
+static bool damage_known(const struct part_damage *v, size_t n,
+                         const struct segment *s, const struct segment_damage *d)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (v[i].seg == s && v[i].d.from == d->from && v[i].d.to == d->to) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Under the mutex: room for @extra more runs. */
+static int damage_reserve(struct partition *p, size_t extra)
+{
+    size_t cap = p->cap_damage ? p->cap_damage : 4;
+    void *v;
+
+    while (cap < p->n_damage + extra) {
+        cap *= 2;
+    }
+    if (cap == p->cap_damage) {
+        return 0;
+    }
+    v = realloc(p->damage, cap * sizeof(*p->damage));
+    if (v == NULL) {
+        return BRK_ENOMEM;
+    }
+    p->damage = v;
+    p->cap_damage = cap;
+    return 0;
+}
+
+size_t partition_damage_set(struct partition *p, struct segment *s,
+                            const struct segment_damage *d, size_t n)
+{
+    struct part_damage *old;
+    size_t i, k = 0, n_old, fresh = 0;
+
+    pthread_mutex_lock(&p->mu);
+    damage_prune(p);
+    if (!listed(p, s) || damage_reserve(p, n) != 0) {
+        pthread_mutex_unlock(&p->mu);
+        return 0;
+    }
+    /* Keep other segments' runs; count which of @d are new. */
+    old = malloc((p->n_damage + 1) * sizeof(*old));
+    n_old = p->n_damage;
+    if (old != NULL) {
+        memcpy(old, p->damage, n_old * sizeof(*old));
+    }
+    for (i = 0; i < p->n_damage; i++) {
+        if (p->damage[i].seg != s) {
+            p->damage[k++] = p->damage[i];
+        }
+    }
+    for (i = 0; i < n; i++) {
+        fresh += old == NULL || !damage_known(old, n_old, s, &d[i]) ? 1 : 0;
+        segment_ref(s);
+        p->damage[k].seg = s;
+        p->damage[k++].d = d[i];
+    }
+    for (i = 0; i < n_old; i++) {
+        if (old != NULL && old[i].seg == s) {
+            segment_unref(s);
+        }
+    }
+    p->n_damage = k;
+    qsort(p->damage, p->n_damage, sizeof(*p->damage), damage_cmp);
+    pthread_mutex_unlock(&p->mu);
+    free(old);
+    return fresh;
+}
+
+size_t partition_damage(struct partition *p, struct partition_damage *out,
+                        size_t max)
+{
+    size_t i, n;
+
+    pthread_mutex_lock(&p->mu);
+    damage_prune(p);
+    n = p->n_damage;
+    for (i = 0; i < n && i < max; i++) {
+        out[i].from = p->damage[i].d.from;
+        out[i].to = p->damage[i].d.to;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+bool partition_damage_at(struct partition *p, uint64_t offset,
+                         struct partition_damage *out)
+{
+    struct partition_damage d = {0, 0};
+
+    pthread_mutex_lock(&p->mu);
+    damage_next(p, offset, &d);
+    pthread_mutex_unlock(&p->mu);
+    if (d.to > d.from && d.from <= offset) {
+        *out = d;
+        return true;
+    }
+    return false;
+}
+
+bool partition_damage_find(struct partition *p, uint64_t from, uint64_t to,
+                           struct segment **s, struct segment_damage *d,
+                           bool *is_active)
+{
+    size_t i;
+    bool found = false;
+
+    pthread_mutex_lock(&p->mu);
+    damage_prune(p);
+    for (i = 0; i < p->n_damage && !found; i++) {
+        if (p->damage[i].d.from == from && p->damage[i].d.to == to) {
+            *s = p->damage[i].seg;
+            *d = p->damage[i].d;
+            *is_active = *s == active(p);
+            segment_ref(*s);
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return found;
+}
+
+/* ==== For verify.c and repair.c ==== */
+
+bool partition_snap_next(struct partition *p, bool have_after, uint64_t after,
+                         struct segment_snap *out)
+{
+    struct segment *s = NULL;
+    size_t i;
+
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&p->mu);
+    for (i = 0; i < p->n_segs && s == NULL; i++) {
+        if (!have_after || p->segs[i]->base_offset > after) {
+            s = p->segs[i];
+        }
+    }
+    if (s != NULL) {
+        out->index = malloc((s->index_n + 1) * sizeof(*out->index));
+        if (out->index == NULL) {
+            s = NULL;
+        }
+    }
+    if (s != NULL) {
+        segment_ref(s);
+        out->s = s;
+        out->size = s->size;
+        out->next_offset = s->next_offset;
+        out->index_n = s->index_n;
+        memcpy(out->index, s->index, s->index_n * sizeof(*out->index));
+        out->active = s == active(p);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return s != NULL;
+}
+
+void segment_snap_free(struct segment_snap *sn)
+{
+    if (sn->s != NULL) {
+        segment_unref(sn->s);
+    }
+    free(sn->index);
+    memset(sn, 0, sizeof(*sn));
+}
+
+bool partition_index_swap(struct partition *p, struct segment *s,
+                          struct segment_index_entry *idx, size_t n)
+{
+    struct segment_index_entry *old = NULL;
+    bool ok;
+
+    pthread_mutex_lock(&p->mu);
+    ok = listed(p, s) && s != active(p);
+    if (ok) {
+        old = s->index;
+        s->index = idx;
+        s->index_n = s->index_cap = n;
+    }
+    pthread_mutex_unlock(&p->mu);
+    free(old);
+    return ok;
+}
+
+int partition_segment_replace(struct partition *p, struct segment *old,
+                              struct segment *repl, const char *tmp_log,
+                              const char *tmp_index, char *errmsg)
+{
+    char iname[SEGMENT_NAME_MAX];
+    int rc = 0;
+
+    segment_index_name(old->base_offset, iname);
+    pthread_mutex_lock(&p->mu);
+    if (!listed(p, old) || old == active(p)) {
+        rc = brk_errf(errmsg, BRK_ECONFLICT, "%s was deleted or is active",
+                      old->name);
+    } else if (renameat(p->dirfd, tmp_log, p->dirfd, old->name) != 0 ||
+               renameat(p->dirfd, tmp_index, p->dirfd, iname) != 0) {
+        /* Renames are metadata-only and rare: done under the mutex so
+         * that retention cannot delete the segment in between. */
+        rc = brk_errf(errmsg, BRK_EIO, "rename over %s: %s", old->name,
+                      strerror(errno));
+    } else {
+        p->segs[find_segment(p, old->base_offset)] = repl;
+        p->size_bytes = p->size_bytes - old->size + repl->size;
+        damage_prune(p); /* @old's runs: it is no longer listed */
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (rc != 0) {
+        return rc;
+    }
+    segment_unref(old); /* the list's reference; readers keep theirs */
+    return sync_dir(p, errmsg);
+}
+
+int partition_dirfd(const struct partition *p)
+{
+    return p->dirfd;
+}
+
+const char *partition_dir(const struct partition *p)
+{
+    return p->dir;
+}
+
+uint32_t partition_index_interval(const struct partition *p)
+{
+    return p->index_interval;
+}
+
 /* ==== Read ==== */
 
 /* Where a taken record's fields sit in the read buffer, which may move
@@ -625,6 +937,12 @@ static int take_records(struct read_ctx *c, const struct segment *s,
 
     *need = 0;
     while (!c->done && c->scan < c->len) {
+        /* Stop before decoding what lies at the limit: a damaged range
+         * starts there. */
+        if (c->next >= c->hw) {
+            c->done = true;
+            return 0;
+        }
         rc = record_decode(c->buf + c->scan, c->len - c->scan, &r, &used);
         if (rc == BRK_ESHORT) {
             *need = used > 0 ? used : 4;
@@ -791,15 +1109,29 @@ static int check_range(struct partition *p, uint64_t offset, struct read_ctx *c,
 {
     uint64_t start;
 
+    struct partition_damage d = {0, 0};
+
     pthread_mutex_lock(&p->mu);
     start = p->log_start_offset;
     c->hw = p->high_watermark;
+    if (p->n_damage > 0) {
+        damage_next(p, offset, &d);
+    }
     pthread_mutex_unlock(&p->mu);
     if (offset < start || offset > c->hw) {
         return brk_errf(errmsg, BRK_EOFFSET_RANGE,
                         "offset %" PRIu64 " is outside [%" PRIu64 ", %" PRIu64
                         "]",
                         offset, start, c->hw);
+    }
+    if (d.to > d.from && d.from <= offset) {
+        return brk_errf(errmsg, BRK_ECORRUPT,
+                        "offsets [%" PRIu64 ", %" PRIu64 ") are damaged",
+                        d.from, d.to);
+    }
+    /* A read that starts before a damaged range stops at it. */
+    if (d.to > d.from && d.from < c->hw) {
+        c->hw = d.from;
     }
     return 0;
 }
@@ -981,6 +1313,7 @@ int partition_reset(struct partition *p, uint64_t base, char *errmsg)
         for (i = 0; i < n; i++)
             segment_unref(old[i]);
         free(old);
+        damage_clear(p);
         summarize(p);
         p->dir_dirty = true;
     }

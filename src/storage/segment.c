@@ -206,6 +206,24 @@ err:
     return rc;
 }
 
+int segment_open_raw(int dirfd, const char *dir, const char *name,
+                     uint64_t base, uint32_t index_interval,
+                     struct segment **out, char *errmsg)
+{
+    struct segment *s = segment_alloc(dir, base, index_interval);
+
+    if (s == NULL) {
+        return brk_errf(errmsg, BRK_ENOMEM, "open %s: out of memory", name);
+    }
+    s->fd = openat(dirfd, name, O_RDWR | O_CLOEXEC);
+    if (s->fd < 0) {
+        segment_unref(s);
+        return brk_errf(errmsg, BRK_EIO, "open %s: %s", name, strerror(errno));
+    }
+    *out = s;
+    return 0;
+}
+
 /* ==== Reading ==== */
 
 /* pread exactly @len bytes. Returns 0, an errno value, or -1 at EOF. */
@@ -609,19 +627,32 @@ static int load_newest(struct segment *s, int dirfd, uint64_t size,
     return 0;
 }
 
-/* Rebuild an older segment's index by scanning the whole .log. Any bad
- * record here is corruption we cannot repair: later segments follow it. */
+/* Rebuild an older segment's index by scanning the whole .log. A bad
+ * record cannot be cut here (later segments follow it): the segment is
+ * loaded as damaged, its size kept whole, and the background verification
+ * finds the damaged range (see verify.c). The index file is left alone
+ * then: the verification writes the one it builds. */
 static int rebuild_older(struct segment *s, int dirfd, uint64_t size,
-                         const char *why, char *errmsg)
+                         const char *why, struct segment_load_info *info,
+                         char *errmsg)
 {
     struct scan sc = {0, size, s->base_offset, INT64_MIN, 0, true};
+    char bad[BRK_ERRMSG_LEN];
     int rc;
 
     log_warn("%s: %s: index %s, rebuilding it", s->dir, s->name, why);
     s->index_n = 0;
-    rc = scan_records(s, &sc, errmsg);
+    rc = scan_records(s, &sc, bad);
+    if (rc == BRK_ECORRUPT) {
+        log_error("%s: %s; the segment is damaged, verifying it in the "
+                  "background", s->dir, bad);
+        scan_apply(s, &sc);
+        s->size = size;
+        info->damaged = true;
+        return 0;
+    }
     if (rc != 0) {
-        return rc;
+        return brk_errf(errmsg, rc, "%s", bad);
     }
     scan_apply(s, &sc);
     index_write_file(s, dirfd, false);
@@ -651,7 +682,7 @@ static int load_older(struct segment *s, int dirfd, uint64_t size,
         return rc;
     }
     info->index_rebuilt = true;
-    return rebuild_older(s, dirfd, size, why, errmsg);
+    return rebuild_older(s, dirfd, size, why, info, errmsg);
 }
 
 int segment_load(int dirfd, const char *dir, uint64_t base, bool newest,

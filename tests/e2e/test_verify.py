@@ -100,9 +100,10 @@ class Verify(harness.BrokerTestCase):
         harness.wait_until(lambda: damage_of(b)[0] == "degraded", 10)
         st, data = b.fetch("t", 0, expect=None, offset=off)
         self.assertEqual(st, 500, data)
-        self.assertEqual(data["error"], "corrupt")
+        self.assertEqual(data["code"], "corrupt")
         self.assertEqual((data["from"], data["to"]), (off, off + 1))
-        self.assertNotIn("/", data["message"])
+        self.assertIn("[%d, %d)" % (off, off + 1), data["error"])
+        self.assertNotIn("/", data["error"].replace("t/0", ""))
         # Before it: records up to the damage, then the damage.
         st, data = b.fetch("t", 0, offset=0, limit=1000)
         self.assertEqual(data["messages"][-1]["offset"], off - 1)
@@ -117,22 +118,39 @@ class Verify(harness.BrokerTestCase):
         # Writes go on.
         self.assertEqual(b.produce("t", {"n": 400})["offset"], 400)
 
-    def test_damaged_index_rebuilt(self):
-        """An .index whose middle entry points inside a record is found and rebuilt atomically."""
-        b = self.new_broker(self.CFG)
-        fill(b, "t", 400)
+    def damage_index(self, entry, segment_size):
+        """Start a broker whose oldest .index has entry @entry pointing 3
+        bytes into its record (still ascending, so the load check passes
+        unless it is the last entry, which load scans from)."""
+        b = self.new_broker({"segment_size": segment_size})
+        fill(b, "t", 600)
         b.stop()
         idx = sorted(glob.glob(os.path.join(b.topic_dir("t", 0),
                                             "*.index")))[0]
         with open(idx, "rb") as f:
             good = f.read()
-        self.assertGreaterEqual(len(good), 16)
-        # Entry 1: keep it ascending (so the load check passes) but make it
-        # point 3 bytes into its record.
-        rel, pos = struct.unpack_from("<II", good, 8)
-        bad = good[:8] + struct.pack("<II", rel, pos + 3) + good[16:]
+        self.assertGreaterEqual(len(good), 8 * (entry + 1))
+        rel, pos = struct.unpack_from("<II", good, 8 * entry)
+        bad = (good[:8 * entry] + struct.pack("<II", rel, pos + 3) +
+               good[8 * entry + 8:])
         with open(idx, "wb") as f:
             f.write(bad)
+        return b, idx, good
+
+    def test_damaged_last_index_entry_rebuilt_at_load(self):
+        """An .index whose last entry is wrong is rebuilt while loading."""
+        b, idx, good = self.damage_index(1, 8192)
+        b.start()
+        self.assertGreaterEqual(
+            metric(b, "broker_storage_index_rebuilds_total"), 1)
+        with open(idx, "rb") as f:
+            self.assertEqual(f.read(), good)
+        got = [m["value"]["n"] for m in b.fetch_all("t", 0)]
+        self.assertEqual(got, list(range(600)))
+
+    def test_damaged_index_rebuilt(self):
+        """An .index whose middle entry points inside a record is found by the background verification and rebuilt atomically."""
+        b, idx, good = self.damage_index(1, 32768)
         b.start()
         ok = harness.wait_until(
             lambda: (metric(b, "broker_storage_index_rebuilds_total") or 0)
@@ -141,8 +159,9 @@ class Verify(harness.BrokerTestCase):
         with open(idx, "rb") as f:
             self.assertEqual(f.read(), good)
         self.assertEqual(damage_of(b), ("ok", []))
+        self.assertIn("index an entry points inside a record", b.log())
         got = [m["value"]["n"] for m in b.fetch_all("t", 0)]
-        self.assertEqual(got, list(range(400)))
+        self.assertEqual(got, list(range(600)))
 
     def test_scrubber_finds_damage_made_while_running(self):
         """With scrub_interval 1s, a byte flipped in a closed segment of a running broker is found."""
@@ -161,7 +180,7 @@ class Verify(harness.BrokerTestCase):
         self.assertEqual(damage_of(b)[1][0]["from"], off)
         self.assertGreater(metric(b, "broker_storage_scrub_bytes_total"), 0)
         st, data = b.fetch("t", 0, expect=None, offset=off)
-        self.assertEqual((st, data["error"]), (500, "corrupt"))
+        self.assertEqual((st, data["code"]), (500, "corrupt"))
 
     def test_scrub_disabled_and_bad_values(self):
         """scrub_interval 0s disables the scrubber; bad values exit 2 naming the field."""
