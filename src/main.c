@@ -16,6 +16,7 @@
 #include "broker/http.h"
 #include "broker/log.h"
 #include "broker/node.h"
+#include "broker/repair.h"
 #include "broker/scrub.h"
 #include "broker/state.h"
 #include "broker/topic.h"
@@ -224,6 +225,7 @@ static int run(const struct config *cfg, const char *www)
     struct http_deps deps;
     struct announcer *ann = NULL;
     struct scrubber *scrub = NULL;
+    struct repairer *rep = NULL;
     int sig;
 
     if (fsutil_check_writable(cfg->data_dir, errmsg) != 0) {
@@ -254,6 +256,9 @@ static int run(const struct config *cfg, const char *www)
     if (scrubber_start(st.topics, cfg->scrub_interval_ms,
                        cfg->scrub_bytes_per_s, &scrub, errmsg) != 0)
         log_error("%s", errmsg);
+    if (cfg->cluster.enabled && repairer_start(node, st.topics, &rep,
+                                               errmsg) != 0)
+        log_error("%s", errmsg);
     log_info("broker %s listening on %s:%d (advertised %s), data in %s, %s",
              BROKER_VERSION, cfg->server.host, cfg->server.port,
              cfg->server.advertise, cfg->data_dir,
@@ -263,6 +268,7 @@ static int run(const struct config *cfg, const char *www)
              sig == SIGINT ? "SIGINT" : "SIGTERM");
     http_server_quiesce(http);
     scrubber_stop(scrub);
+    repairer_stop(rep);
     announcer_stop(ann);
     node_stop(node); /* everything acknowledged is on disk from here */
     if (!http_server_stop(http)) {

@@ -133,6 +133,20 @@ void cluster_set_member(struct node *n, uint64_t id, const char *http);
 /* fsm.c */
 void fsm_init(struct node *n);
 
+struct forward_response;
+struct record;
+
+/* catchup.c, shared with repair.c: one page of GET /internal/records
+ * from @base_http (BRK_EOFFSET_RANGE with *@moved_to when the peer's log
+ * starts after @from), and its records from..upto-1, CRC- and
+ * offset-checked, pointing into the page. */
+int catchup_fetch_page(const char *base_http, struct topic *t, uint32_t p,
+                       uint64_t from, struct forward_response *resp,
+                       uint64_t *moved_to, char *errmsg);
+int catchup_decode_page(const struct forward_response *resp, uint64_t from,
+                        uint64_t upto, struct record **recs, size_t *n,
+                        char *errmsg);
+
 /* catchup.c: fetch records a snapshot promises from the leader. */
 int catchup_partition(struct node *n, const char *leader_http,
                       struct topic *t, uint32_t p, uint64_t upto,

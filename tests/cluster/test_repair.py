@@ -1,0 +1,167 @@
+"""Repair from peers (issue 7): a damaged range in a closed segment of one
+node is detected, reported (status degraded), re-fetched from a healthy
+replica, swapped in, and the node's records end up identical to the
+others'; no fetch ever returns a bad record meanwhile."""
+import glob
+import os
+import struct
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cluster_harness as ch  # noqa: E402
+
+CFG = {"segment_size": 8192}
+PAD = "x" * 60
+N = 400
+
+
+def log_files(node, topic, partition=0):
+    return sorted(glob.glob(os.path.join(node.topic_dir(topic, partition),
+                                         "*.log")))
+
+
+def records_of(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    out, pos = [], 0
+    while pos + 18 <= len(data):
+        length = struct.unpack_from("<I", data, pos)[0]
+        out.append((struct.unpack_from("<Q", data, pos + 10)[0], pos,
+                    4 + length))
+        pos += 4 + length
+    return out
+
+
+def flip_record(path, index):
+    """Flip a byte in the value of record @index of a .log; its offset."""
+    off, pos, size = records_of(path)[index]
+    with open(path, "r+b") as f:
+        f.seek(pos + size - 10)
+        c = f.read(1)
+        f.seek(pos + size - 10)
+        f.write(bytes([c[0] ^ 0x5A]))
+    return off
+
+
+def metric(node, name):
+    st, _, body = node.request("GET", "/metrics")
+    if st != 200:
+        return None
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return None
+
+
+class Checker(threading.Thread):
+    """Fetches every record of t/0 from @node in a loop; a 200 must hold
+    exactly the records written (value n == offset)."""
+
+    def __init__(self, node):
+        super().__init__(daemon=True)
+        self.node, self.stop, self.bad, self.ok, self.corrupt = node, False, [], 0, 0
+
+    def run(self):
+        while not self.stop:
+            try:
+                st, _, data = self.node.request(
+                    "GET", "/topics/t/partitions/0/messages?offset=0&"
+                    "limit=1000", timeout=3)
+            except Exception:
+                time.sleep(0.05)
+                continue
+            if st == 200:
+                self.ok += 1
+                for m in data["messages"]:
+                    if m["offset"] < N and m["value"]["n"] != m["offset"]:
+                        self.bad.append(m)
+            elif st == 500 and data.get("code") == "corrupt":
+                self.corrupt += 1
+            time.sleep(0.02)
+
+
+class Repair(ch.ClusterTestCase):
+
+    def fill(self, c):
+        leader = c.leader()
+        leader.create_topic("t", partitions=1)
+        for i in range(0, N, 10):
+            leader.produce_batch("t", [{"value": {"n": j, "pad": PAD}}
+                                       for j in range(i, i + 10)])
+        return c.wait_identical("t", 30, nodes=c.all())
+
+    def expect_repaired(self, c, node, off, before):
+        """@node saw damage at @off, repaired it, and agrees with all."""
+        ok = ch.poll(lambda: (metric(node, "broker_storage_repaired_ranges_total")
+                              or 0) >= 1, 30)
+        self.assertTrue(ok, "node %d never repaired\n%s"
+                        % (node.node_id, c.summary()))
+        self.assertGreaterEqual(
+            metric(node, "broker_storage_corrupt_records_total"), 1)
+        st = node.status()
+        self.assertEqual((st["storage"], st["storage_damage"]), ("ok", []))
+        after = c.wait_identical("t", 30, nodes=c.all())
+        self.assertEqual(after, before)
+        self.assertEqual([r[3]["n"] for r in after[0]], list(range(N)))
+        self.assertIn("repaired t/0 offsets [%d, %d)" % (off, off + 1),
+                      node.log())
+
+    def test_follower_repairs_from_a_peer(self):
+        """A stopped follower's old segment gets a flipped byte; after its restart the damage is reported, repaired from a peer, and its records equal the leader's."""
+        c = self.new_cluster(3, CFG)
+        before = self.fill(c)
+        f = c.followers()[0]
+        f.stop()
+        logs = log_files(f, "t")
+        self.assertGreater(len(logs), 3)
+        off = flip_record(logs[0], 40)
+        chk = Checker(f)
+        f.start()
+        chk.start()
+        seen = ch.poll(lambda: (f.status() or {}).get("storage") == "degraded"
+                       and f.status(), 10, interval=0.02)
+        try:
+            if seen:
+                self.assertIn({"topic": "t", "partition": 0, "from": off,
+                               "to": off + 1}, seen["storage_damage"])
+            self.expect_repaired(c, f, off, before)
+        finally:
+            chk.stop = True
+            chk.join(5)
+        self.assertTrue(seen, "status never showed the damage")
+        self.assertEqual(chk.bad, [])
+        self.assertGreater(chk.ok, 0)
+        # The file itself is whole again: a restart finds nothing.
+        f.restart()
+        ch.poll(lambda: (metric(f, "broker_storage_scrub_passes_total") or 0)
+                >= 1, 10)
+        self.assertEqual(f.status()["storage"], "ok")
+        self.assertEqual(metric(f, "broker_storage_corrupt_records_total"), 0)
+
+    def test_leader_repairs_from_a_follower(self):
+        """The leader's old segment is damaged while it runs: the scrubber finds it and it repairs from a follower."""
+        c = self.new_cluster(3, dict(CFG, scrub_interval="1s"))
+        before = self.fill(c)
+        leader = c.leader()
+        passes = metric(leader, "broker_storage_scrub_passes_total")
+        ch.poll(lambda: metric(leader, "broker_storage_scrub_passes_total")
+                > passes, 10)
+        chk = Checker(leader)
+        chk.start()
+        try:
+            off = flip_record(log_files(leader, "t")[1], 5)
+            self.expect_repaired(c, leader, off, before)
+        finally:
+            chk.stop = True
+            chk.join(5)
+        self.assertEqual(chk.bad, [])
+        self.assertIs(c.leader(), leader)
+        # Writes went on through the repair.
+        d = ch.write_with_retry(c, "t", {"n": N})
+        self.assertEqual(d["offset"], N)
+
+
+if __name__ == "__main__":
+    ch.main()
