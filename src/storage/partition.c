@@ -824,6 +824,16 @@ int partition_segment_replace(struct partition *p, struct segment *old,
     return sync_dir(p, errmsg);
 }
 
+bool partition_segment_listed(struct partition *p, struct segment *s)
+{
+    bool yes;
+
+    pthread_mutex_lock(&p->mu);
+    yes = listed(p, s);
+    pthread_mutex_unlock(&p->mu);
+    return yes;
+}
+
 int partition_dirfd(const struct partition *p)
 {
     return p->dirfd;

@@ -205,11 +205,13 @@ int partition_repair_range(struct partition *p, uint64_t from, uint64_t to,
                         "a known damaged range", (unsigned long long)from,
                         (unsigned long long)to);
     }
+    pthread_mutex_lock(&storage_maint_mu);
     rc = is_active ? brk_errf(errmsg, BRK_ECONFLICT, "offsets [%llu, %llu) "
                               "are in the active segment; repaired once it "
                               "rolls", (unsigned long long)from,
                               (unsigned long long)to)
                    : repair_segment(p, s, &d, buf, len, errmsg);
+    pthread_mutex_unlock(&storage_maint_mu);
     segment_unref(s);
     return rc;
 }

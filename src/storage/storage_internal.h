@@ -2,6 +2,7 @@
  * src/storage; the functions live in partition.c. */
 #ifndef BROKER_STORAGE_INTERNAL_H
 #define BROKER_STORAGE_INTERNAL_H
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,6 +49,15 @@ bool partition_index_swap(struct partition *p, struct segment *s,
 int partition_segment_replace(struct partition *p, struct segment *old,
                               struct segment *repl, const char *tmp_log,
                               const char *tmp_index, char *errmsg);
+
+/* Whether @s is still in @p's segment list. */
+bool partition_segment_listed(struct partition *p, struct segment *s);
+
+/* Serializes the two background writers of segment files, the
+ * verification's index rebuild and a repair, so that one never writes an
+ * index over the files the other just renamed in. Appends and reads never
+ * take it. */
+extern pthread_mutex_t storage_maint_mu;
 
 int partition_dirfd(const struct partition *p);
 const char *partition_dir(const struct partition *p);

@@ -24,6 +24,8 @@
 #include "storage_internal.h"
 
 #define VERIFY_CHUNK (1u << 20)
+
+pthread_mutex_t storage_maint_mu = PTHREAD_MUTEX_INITIALIZER;
 #define VERIFY_MIN_RECORD (RECORD_HEADER_SIZE + 8)
 
 /* A window of the .log held in memory. */
@@ -479,16 +481,21 @@ static void install_index(struct partition *p, struct segment_snap *sn,
     if (sn->active) {
         return; /* the writer owns it; rebuilt at the next start */
     }
-    if (segment_index_write_atomic(partition_dirfd(p), sn->s->base_offset,
-                                   v->rebuilt, v->rebuilt_n, err) != 0) {
+    pthread_mutex_lock(&storage_maint_mu);
+    if (!partition_segment_listed(p, sn->s)) {
+        /* Deleted or replaced by a repair meanwhile. */
+    } else if (segment_index_write_atomic(partition_dirfd(p),
+                                          sn->s->base_offset, v->rebuilt,
+                                          v->rebuilt_n, err) != 0) {
         log_warn("%s: %s", partition_dir(p), err);
-        return;
+    } else {
+        if (partition_index_swap(p, sn->s, v->rebuilt, v->rebuilt_n)) {
+            v->rebuilt = NULL;
+            v->rebuilt_n = v->rebuilt_cap = 0;
+        }
+        st->indexes_rebuilt += v->index_why != NULL ? 1 : 0;
     }
-    if (partition_index_swap(p, sn->s, v->rebuilt, v->rebuilt_n)) {
-        v->rebuilt = NULL;
-        v->rebuilt_n = v->rebuilt_cap = 0;
-    }
-    st->indexes_rebuilt++;
+    pthread_mutex_unlock(&storage_maint_mu);
 }
 
 static void report_damage(struct partition *p, const struct segment *s,
