@@ -37,6 +37,7 @@ struct partition_recovery {
     uint64_t truncated_bytes;  /* torn or corrupt tail cut off */
     uint32_t indexes_rebuilt;
     uint32_t segments;
+    uint64_t missing_records;  /* in gaps between segments (files lost) */
 };
 
 /* Open (creating @dir and a first empty segment if needed) and recover:

@@ -114,6 +114,7 @@ static int topic_open_partitions(struct topic *t,
             return brk_errwrap(errmsg, rv, "topic %s partition %u", t->name,
                                i);
         metrics_add(MET_STORAGE_INDEX_REBUILDS, rec.indexes_rebuilt);
+        metrics_add(MET_STORAGE_CORRUPT_RECORDS, rec.missing_records);
         if (rec.truncated_bytes > 0 || rec.indexes_rebuilt > 0)
             log_warn("recovered %s/%u: cut %llu bytes of torn tail, "
                      "rebuilt %u indexes", t->name, i,

@@ -74,6 +74,7 @@ struct partition {
 struct part_damage {
     struct segment *seg;
     struct segment_damage d;
+    bool missing; /* no file holds [from, to): a gap after @seg */
 };
 
 /* ==== Segment list ==== */
@@ -140,6 +141,32 @@ static int check_continuity(const struct segment *prev, const struct segment *s,
                     prev->next_offset < s->base_offset ? "gap" : "overlap");
 }
 
+static int damage_reserve(struct partition *p, size_t extra);
+
+/* Records between two segments are missing (a segment file was lost): the
+ * partition still opens, with the gap as a damaged range that reads
+ * refuse and a repair from a peer can fill (repair.c). */
+static int note_gap(struct partition *p, struct segment *prev,
+                    const struct segment *s, char *errmsg)
+{
+    struct part_damage *d;
+
+    log_error("%s: offsets [%" PRIu64 ", %" PRIu64 ") are missing: %s ends "
+              "at %" PRIu64 " but %s starts at %" PRIu64, p->dir,
+              prev->next_offset, s->base_offset, prev->name,
+              prev->next_offset, s->name, s->base_offset);
+    if (damage_reserve(p, 1) != 0) {
+        return brk_errf(errmsg, BRK_ENOMEM, "out of memory");
+    }
+    d = &p->damage[p->n_damage++];
+    segment_ref(prev);
+    d->seg = prev;
+    d->d = (struct segment_damage){prev->next_offset, s->base_offset,
+                                   prev->size, prev->size};
+    d->missing = true;
+    return 0;
+}
+
 static int load_segments(struct partition *p, const uint64_t *bases, size_t n,
                          struct partition_recovery *rec, char *errmsg)
 {
@@ -167,11 +194,15 @@ static int load_segments(struct partition *p, const uint64_t *bases, size_t n,
         rec->truncated_bytes += info.truncated_bytes;
         rec->indexes_rebuilt += info.index_rebuilt ? 1 : 0;
         rec->segments++;
-        if (i > 0) {
+        if (i > 0 && p->segs[i - 1]->next_offset < s->base_offset) {
+            rec->missing_records +=
+                s->base_offset - p->segs[i - 1]->next_offset;
+            rc = note_gap(p, p->segs[i - 1], s, errmsg);
+        } else if (i > 0) {
             rc = check_continuity(p->segs[i - 1], s, errmsg);
-            if (rc != 0) {
-                return rc;
-            }
+        }
+        if (rc != 0) {
+            return rc;
         }
     }
     return 0;
@@ -571,6 +602,21 @@ static void damage_prune(struct partition *p)
     p->n_damage = k;
 }
 
+/* Under the mutex: drop the runs emptied by a repair. */
+static void damage_drop_empty(struct partition *p)
+{
+    size_t i, k = 0;
+
+    for (i = 0; i < p->n_damage; i++) {
+        if (p->damage[i].d.to > p->damage[i].d.from) {
+            p->damage[k++] = p->damage[i];
+        } else {
+            segment_unref(p->damage[i].seg);
+        }
+    }
+    p->n_damage = k;
+}
+
 static void damage_clear(struct partition *p)
 {
     size_t i;
@@ -656,8 +702,10 @@ size_t partition_damage_set(struct partition *p, struct segment *s,
     if (old != NULL) {
         memcpy(old, p->damage, n_old * sizeof(*old));
     }
+    /* Gaps after @s are not in its file: the verification cannot see
+     * them, they stay. */
     for (i = 0; i < p->n_damage; i++) {
-        if (p->damage[i].seg != s) {
+        if (p->damage[i].seg != s || p->damage[i].missing) {
             p->damage[k++] = p->damage[i];
         }
     }
@@ -665,10 +713,11 @@ size_t partition_damage_set(struct partition *p, struct segment *s,
         fresh += old == NULL || !damage_known(old, n_old, s, &d[i]) ? 1 : 0;
         segment_ref(s);
         p->damage[k].seg = s;
+        p->damage[k].missing = false;
         p->damage[k++].d = d[i];
     }
     for (i = 0; i < n_old; i++) {
-        if (old != NULL && old[i].seg == s) {
+        if (old != NULL && old[i].seg == s && !old[i].missing) {
             segment_unref(s);
         }
     }
@@ -712,7 +761,7 @@ bool partition_damage_at(struct partition *p, uint64_t offset,
 
 bool partition_damage_find(struct partition *p, uint64_t from, uint64_t to,
                            struct segment **s, struct segment_damage *d,
-                           bool *is_active)
+                           bool *is_active, bool *missing)
 {
     size_t i;
     bool found = false;
@@ -724,6 +773,7 @@ bool partition_damage_find(struct partition *p, uint64_t from, uint64_t to,
             *s = p->damage[i].seg;
             *d = p->damage[i].d;
             *is_active = *s == active(p);
+            *missing = p->damage[i].missing;
             segment_ref(*s);
             found = true;
         }
@@ -822,6 +872,50 @@ int partition_segment_replace(struct partition *p, struct segment *old,
     }
     segment_unref(old); /* the list's reference; readers keep theirs */
     return sync_dir(p, errmsg);
+}
+
+int partition_segment_insert(struct partition *p, struct segment *prev,
+                             struct segment *repl, const char *tmp_log,
+                             const char *tmp_index, char *errmsg)
+{
+    char iname[SEGMENT_NAME_MAX];
+    size_t i = 0, k;
+    int rc = 0;
+
+    segment_index_name(repl->base_offset, iname);
+    pthread_mutex_lock(&p->mu);
+    if (listed(p, prev)) {
+        i = find_segment(p, prev->base_offset) + 1;
+    }
+    if (i == 0 || i >= p->n_segs ||
+        p->segs[i]->base_offset != repl->next_offset ||
+        prev->next_offset != repl->base_offset ||
+        faccessat(p->dirfd, repl->name, F_OK, 0) == 0) {
+        rc = brk_errf(errmsg, BRK_ECONFLICT, "the gap after %s changed",
+                      prev->name);
+    } else if (push_segment(p, repl) != 0) {
+        rc = brk_errf(errmsg, BRK_ENOMEM, "out of memory");
+    } else if (renameat(p->dirfd, tmp_log, p->dirfd, repl->name) != 0 ||
+               renameat(p->dirfd, tmp_index, p->dirfd, iname) != 0) {
+        p->n_segs--; /* pushed above: undo */
+        rc = brk_errf(errmsg, BRK_EIO, "rename %s in: %s", repl->name,
+                      strerror(errno));
+    } else {
+        /* push_segment put it last: move it into place. */
+        memmove(p->segs + i + 1, p->segs + i,
+                (p->n_segs - 1 - i) * sizeof(*p->segs));
+        p->segs[i] = repl;
+        p->size_bytes += repl->size;
+        for (k = 0; k < p->n_damage; k++) {
+            if (p->damage[k].seg == prev && p->damage[k].missing &&
+                p->damage[k].d.from == repl->base_offset) {
+                p->damage[k].d.to = p->damage[k].d.from; /* dropped below */
+            }
+        }
+        damage_drop_empty(p);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return rc != 0 ? rc : sync_dir(p, errmsg);
 }
 
 bool partition_segment_listed(struct partition *p, struct segment *s)

@@ -189,28 +189,73 @@ static int repair_segment(struct partition *p, struct segment *old,
     return rc;
 }
 
+/* Fill the gap after @prev with a new segment based at d->from holding
+ * @buf, written and verified beside it first. */
+static int repair_gap(struct partition *p, struct segment *prev,
+                      const struct segment_damage *d, const uint8_t *buf,
+                      size_t len, char *errmsg)
+{
+    char name[SEGMENT_NAME_MAX], iname[SEGMENT_NAME_MAX];
+    char tlog[SEGMENT_NAME_MAX + 8], tidx[SEGMENT_NAME_MAX + 8];
+    struct segment_damage whole = {d->from, d->to, 0, 0};
+    struct segment empty = {.base_offset = d->from, .next_offset = d->to,
+                            .fd = -1};
+    int dirfd = partition_dirfd(p);
+    struct segment *repl = NULL;
+    int rc;
+
+    segment_log_name(d->from, name);
+    segment_index_name(d->from, iname);
+    snprintf(tlog, sizeof(tlog), "%s" REPAIR_SUFFIX, name);
+    snprintf(tidx, sizeof(tidx), "%s" REPAIR_SUFFIX, iname);
+    snprintf(empty.name, sizeof(empty.name), "%s", name);
+    rc = write_spliced(dirfd, tlog, &empty, &whole, buf, len, errmsg);
+    if (rc == 0) {
+        rc = verify_spliced(p, &empty, tlog, &repl, errmsg);
+    }
+    if (rc == 0) {
+        rc = segment_index_write_file(dirfd, tidx, repl->index, repl->index_n,
+                                      errmsg);
+    }
+    if (rc == 0) {
+        rc = partition_segment_insert(p, prev, repl, tlog, tidx, errmsg);
+    }
+    if (rc != 0) {
+        unlinkat(dirfd, tlog, 0);
+        unlinkat(dirfd, tidx, 0);
+        if (repl != NULL) {
+            segment_unref(repl);
+        }
+    }
+    return rc;
+}
+
 int partition_repair_range(struct partition *p, uint64_t from, uint64_t to,
                            const uint8_t *buf, size_t len, char *errmsg)
 {
     struct segment *s;
     struct segment_damage d;
-    bool is_active;
+    bool is_active, missing;
     int rc = check_records(buf, len, from, to, errmsg);
 
     if (rc != 0) {
         return rc;
     }
-    if (!partition_damage_find(p, from, to, &s, &d, &is_active)) {
+    if (!partition_damage_find(p, from, to, &s, &d, &is_active, &missing)) {
         return brk_errf(errmsg, BRK_ECONFLICT, "offsets [%llu, %llu) are not "
                         "a known damaged range", (unsigned long long)from,
                         (unsigned long long)to);
     }
     pthread_mutex_lock(&storage_maint_mu);
-    rc = is_active ? brk_errf(errmsg, BRK_ECONFLICT, "offsets [%llu, %llu) "
-                              "are in the active segment; repaired once it "
-                              "rolls", (unsigned long long)from,
-                              (unsigned long long)to)
-                   : repair_segment(p, s, &d, buf, len, errmsg);
+    if (missing) {
+        rc = repair_gap(p, s, &d, buf, len, errmsg);
+    } else if (is_active) {
+        rc = brk_errf(errmsg, BRK_ECONFLICT, "offsets [%llu, %llu) are in "
+                      "the active segment; repaired once it rolls",
+                      (unsigned long long)from, (unsigned long long)to);
+    } else {
+        rc = repair_segment(p, s, &d, buf, len, errmsg);
+    }
     pthread_mutex_unlock(&storage_maint_mu);
     segment_unref(s);
     return rc;
@@ -255,7 +300,7 @@ static int plan_repair(const char *dir, const struct partition_options *opt,
     struct partition_stats ps;
     struct segment_damage d;
     struct segment *s;
-    bool is_active;
+    bool is_active, missing;
     int rc = partition_open(dir, opt, &p, NULL, errmsg);
 
     *damaged = false;
@@ -264,7 +309,8 @@ static int plan_repair(const char *dir, const struct partition_options *opt,
     }
     rc = partition_verify(p, NULL, NULL, &st, errmsg);
     if (rc == 0 && partition_damage(p, &first, 1) > 0 &&
-        partition_damage_find(p, first.from, first.to, &s, &d, &is_active)) {
+        partition_damage_find(p, first.from, first.to, &s, &d, &is_active,
+                              &missing)) {
         partition_stats(p, &ps);
         *plan = (struct offline_plan){s->base_offset, d.pos_from, d.from,
                                       ps.next_offset};

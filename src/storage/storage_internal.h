@@ -31,11 +31,19 @@ void segment_snap_free(struct segment_snap *sn);
 size_t partition_damage_set(struct partition *p, struct segment *s,
                             const struct segment_damage *d, size_t n);
 
-/* The damaged run [from, to) with its segment, referenced. False when no
- * such run is known. */
+/* The damaged run [from, to) with its segment, referenced (for a gap,
+ * *@missing: the segment it follows). False when no such run is known. */
 bool partition_damage_find(struct partition *p, uint64_t from, uint64_t to,
                            struct segment **s, struct segment_damage *d,
-                           bool *active);
+                           bool *active, bool *missing);
+
+/* Under the mutex: if the gap after the listed @prev still ends where the
+ * next segment starts, rename @tmp_log and @tmp_index in as @repl's files
+ * and list @repl after @prev, forgetting the gap; then fsync the
+ * directory. BRK_ECONFLICT when things changed. */
+int partition_segment_insert(struct partition *p, struct segment *prev,
+                             struct segment *repl, const char *tmp_log,
+                             const char *tmp_index, char *errmsg);
 
 /* Swap the in-memory index of the closed, listed segment @s for @idx (its
  * ownership passes when true is returned). */

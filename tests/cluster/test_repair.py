@@ -140,6 +140,30 @@ class Repair(ch.ClusterTestCase):
         self.assertEqual(f.status()["storage"], "ok")
         self.assertEqual(metric(f, "broker_storage_corrupt_records_total"), 0)
 
+    def test_lost_segment_refetched(self):
+        """A follower that lost a middle segment file starts, reports the gap, and re-fetches it from a peer."""
+        c = self.new_cluster(3, CFG)
+        before = self.fill(c)
+        f = c.followers()[0]
+        f.stop()
+        logs = log_files(f, "t")
+        gone_from = records_of(logs[2])[0][0]
+        gone_to = records_of(logs[3])[0][0]
+        os.remove(logs[2])
+        os.remove(logs[2][:-4] + ".index")
+        f.start()
+        ok = ch.poll(lambda: (metric(f, "broker_storage_repaired_ranges_total")
+                              or 0) >= 1, 30)
+        self.assertTrue(ok, c.summary())
+        self.assertIn("repaired t/0 offsets [%d, %d)" % (gone_from, gone_to),
+                      f.log())
+        self.assertEqual(f.status()["storage"], "ok")
+        self.assertEqual(c.wait_identical("t", 30, nodes=c.all()), before)
+        self.assertTrue(os.path.exists(logs[2]))
+        f.restart()
+        self.assertEqual(f.status()["storage"], "ok")
+        self.assertEqual(c.wait_identical("t", 30, nodes=c.all()), before)
+
     def test_leader_repairs_from_a_follower(self):
         """The leader's old segment is damaged while it runs: the scrubber finds it and it repairs from a follower."""
         c = self.new_cluster(3, dict(CFG, scrub_interval="1s"))

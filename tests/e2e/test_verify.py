@@ -148,6 +148,42 @@ class Verify(harness.BrokerTestCase):
         got = [m["value"]["n"] for m in b.fetch_all("t", 0)]
         self.assertEqual(got, list(range(600)))
 
+    def test_missing_segment_is_a_damaged_range(self):
+        """A lost middle segment no longer stops the start: its offsets are a damaged range; --repair cuts there."""
+        b = self.new_broker(self.CFG)
+        fill(b, "t", 400)
+        b.stop()
+        logs = log_files(b, "t")
+        self.assertGreater(len(logs), 3)
+        gone_from = records_of(logs[2])[0][0]
+        gone_to = records_of(logs[3])[0][0]
+        os.remove(logs[2])
+        os.remove(logs[2][:-4] + ".index")
+        b.start()
+        self.assertEqual(damage_of(b), ("degraded", [
+            {"topic": "t", "partition": 0, "from": gone_from,
+             "to": gone_to}]))
+        st, data = b.fetch("t", 0, expect=None, offset=gone_from + 1)
+        self.assertEqual((st, data["code"], data["from"], data["to"]),
+                         (500, "corrupt", gone_from, gone_to))
+        _, data = b.fetch("t", 0, offset=0, limit=1000)
+        self.assertEqual(data["next_offset"], gone_from)
+        _, data = b.fetch("t", 0, offset=gone_to, limit=1)
+        self.assertEqual(data["messages"][0]["value"]["n"], gone_to)
+        self.assertGreaterEqual(
+            metric(b, "broker_storage_corrupt_records_total"),
+            gone_to - gone_from)
+        b.stop()
+        p = subprocess.run([harness.BROKER_BIN, "--config", b.config_path,
+                            "--repair"], capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("damaged at offset %d" % gone_from, p.stdout)
+        b.start()
+        self.assertEqual(damage_of(b), ("ok", []))
+        got = [m["value"]["n"] for m in b.fetch_all("t", 0)]
+        self.assertEqual(got, list(range(gone_from)))
+
     def test_damaged_index_rebuilt(self):
         """An .index whose middle entry points inside a record is found by the background verification and rebuilt atomically."""
         b, idx, good = self.damage_index(1, 32768)
