@@ -699,7 +699,7 @@ size_t partition_damage_set(struct partition *p, struct segment *s,
     /* Keep other segments' runs; count which of @d are new. */
     old = malloc((p->n_damage + 1) * sizeof(*old));
     n_old = p->n_damage;
-    if (old != NULL) {
+    if (old != NULL && n_old > 0) {
         memcpy(old, p->damage, n_old * sizeof(*old));
     }
     /* Gaps after @s are not in its file: the verification cannot see
@@ -809,7 +809,9 @@ bool partition_snap_next(struct partition *p, bool have_after, uint64_t after,
         out->size = s->size;
         out->next_offset = s->next_offset;
         out->index_n = s->index_n;
-        memcpy(out->index, s->index, s->index_n * sizeof(*out->index));
+        if (s->index_n > 0) {
+            memcpy(out->index, s->index, s->index_n * sizeof(*out->index));
+        }
         out->active = s == active(p);
     }
     pthread_mutex_unlock(&p->mu);
