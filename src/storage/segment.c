@@ -627,6 +627,29 @@ static int load_newest(struct segment *s, int dirfd, uint64_t size,
     return 0;
 }
 
+/* An older segment with a bad record: read past the damage once (rare) so
+ * that its index reaches the records after it, and its newest timestamp
+ * and last cmd_index are those of its last good record, not of the last
+ * one before the damage (replay and retention rely on them). The damaged
+ * ranges themselves are reported by the background verification. */
+static int load_damaged(struct segment *s, char *errmsg)
+{
+    struct segment_verify v = {.end = s->size, .end_offset = UINT64_MAX};
+    int rc = segment_verify(s, &v, errmsg);
+
+    if (rc == 0) {
+        free(s->index);
+        s->index = v.rebuilt;
+        s->index_n = v.rebuilt_n;
+        s->index_cap = v.rebuilt_cap;
+        v.rebuilt = NULL;
+        s->max_timestamp = v.max_timestamp;
+        s->last_cmd_index = v.last_cmd_index;
+    }
+    segment_verify_free(&v);
+    return rc;
+}
+
 /* Rebuild an older segment's index by scanning the whole .log. A bad
  * record cannot be cut here (later segments follow it): the segment is
  * loaded as damaged, its size kept whole, and the background verification
@@ -649,7 +672,7 @@ static int rebuild_older(struct segment *s, int dirfd, uint64_t size,
         scan_apply(s, &sc);
         s->size = size;
         info->damaged = true;
-        return 0;
+        return load_damaged(s, errmsg);
     }
     if (rc != 0) {
         return brk_errf(errmsg, rc, "%s", bad);

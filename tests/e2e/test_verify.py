@@ -64,17 +64,19 @@ def fill(b, topic, n):
 class Verify(harness.BrokerTestCase):
     CFG = {"segment_size": 8192}
 
-    def damaged_broker(self, cfg=None):
+    def damaged_broker(self, cfg=None, index=40, n=400):
         """A broker with 400 records in several segments whose first
-        segment has a flipped byte in the value of its record 40."""
+        segment has a flipped byte in the value of its record 40 (after the
+        last index entry with the default 8 KiB segments: start-up used to
+        refuse to start)."""
         b = self.new_broker(dict(self.CFG, **(cfg or {})))
-        fill(b, "t", 400)
+        fill(b, "t", n)
         b.stop()
         logs = log_files(b, "t")
         self.assertGreater(len(logs), 3)
         recs = records_of(logs[0])
-        self.assertGreater(len(recs), 45)
-        off, pos, size = recs[40]
+        self.assertGreater(len(recs), index + 5)
+        off, pos, size = recs[index]
         flip_byte(logs[0], pos + size - 10)
         return b, off, recs
 
@@ -92,6 +94,19 @@ class Verify(harness.BrokerTestCase):
         self.assertGreaterEqual(metric(b, "broker_storage_corrupt_records_total"), 1)
         self.assertEqual(metric(b, "broker_storage_damaged_ranges"), 1)
         self.assertIn("damaged", b.log())
+
+    def test_flipped_byte_before_last_index_entry(self):
+        """A flipped byte that start-up's tail scan never reads (before the last index entry) is found by the background verification."""
+        b, off, recs = self.damaged_broker({"segment_size": 32768}, index=5,
+                                           n=1600)
+        b.start()
+        ok = harness.wait_until(lambda: damage_of(b)[0] == "degraded", 10)
+        self.assertTrue(ok)
+        self.assertEqual(damage_of(b)[1], [
+            {"topic": "t", "partition": 0, "from": off, "to": off + 1}])
+        self.assertNotIn("the segment is damaged", b.log())
+        _, data = b.fetch("t", 0, offset=off + 1, limit=3)
+        self.assertEqual(data["messages"][0]["value"]["n"], off + 1)
 
     def test_fetch_in_damaged_range_names_it(self):
         """A fetch inside the range answers 500 corrupt with the range and no path; outside it works."""
