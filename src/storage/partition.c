@@ -685,7 +685,8 @@ static int damage_reserve(struct partition *p, size_t extra)
 }
 
 size_t partition_damage_set(struct partition *p, struct segment *s,
-                            const struct segment_damage *d, size_t n)
+                            const struct segment_damage *d, size_t n,
+                            bool *fresh_out)
 {
     struct part_damage *old;
     size_t i, k = 0, n_old, fresh = 0;
@@ -710,7 +711,12 @@ size_t partition_damage_set(struct partition *p, struct segment *s,
         }
     }
     for (i = 0; i < n; i++) {
-        fresh += old == NULL || !damage_known(old, n_old, s, &d[i]) ? 1 : 0;
+        bool is_new = old == NULL || !damage_known(old, n_old, s, &d[i]);
+
+        fresh += is_new ? 1 : 0;
+        if (fresh_out != NULL) {
+            fresh_out[i] = is_new;
+        }
         segment_ref(s);
         p->damage[k].seg = s;
         p->damage[k].missing = false;

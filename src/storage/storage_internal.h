@@ -27,9 +27,11 @@ bool partition_snap_next(struct partition *p, bool have_after, uint64_t after,
 void segment_snap_free(struct segment_snap *sn);
 
 /* Replace what is known of @s's damage by @d (@n runs). Returns how many
- * of them were not known before. Nothing when @s is no longer listed. */
+ * of them were not known before (@fresh, when not NULL, says which). Nothing
+ * when @s is no longer listed. */
 size_t partition_damage_set(struct partition *p, struct segment *s,
-                            const struct segment_damage *d, size_t n);
+                            const struct segment_damage *d, size_t n,
+                            bool *fresh);
 
 /* The damaged run [from, to) with its segment, referenced (for a gap,
  * *@missing: the segment it follows). False when no such run is known. */

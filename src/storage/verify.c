@@ -499,14 +499,14 @@ static void install_index(struct partition *p, struct segment_snap *sn,
 }
 
 static void report_damage(struct partition *p, const struct segment *s,
-                          const struct segment_verify *v, size_t fresh,
+                          const struct segment_verify *v, const bool *fresh,
                           struct partition_verify_stats *st)
 {
     size_t i;
 
     for (i = 0; i < v->n_damage; i++) {
         st->damaged_ranges++;
-        if (fresh == 0) {
+        if (fresh != NULL && !fresh[i]) {
             continue;
         }
         log_error("%s: %s: offsets [%llu, %llu) are damaged (bytes %llu.."
@@ -526,7 +526,7 @@ static int verify_one(struct partition *p, struct segment_snap *sn,
     struct segment_verify v = {.end = sn->size, .end_offset = sn->next_offset,
                                .index = sn->index, .index_n = sn->index_n,
                                .throttle = cb, .arg = arg};
-    size_t fresh;
+    bool *fresh;
     int rc = segment_verify(sn->s, &v, errmsg);
 
     st->bytes += v.bytes;
@@ -539,8 +539,10 @@ static int verify_one(struct partition *p, struct segment_snap *sn,
                                    sn->index, sn->index_n)) {
         v.index_why = "file differs from the loaded index";
     }
-    fresh = partition_damage_set(p, sn->s, v.damage, v.n_damage);
+    fresh = v.n_damage > 0 ? calloc(v.n_damage, sizeof(*fresh)) : NULL;
+    partition_damage_set(p, sn->s, v.damage, v.n_damage, fresh);
     report_damage(p, sn->s, &v, fresh, st);
+    free(fresh);
     if (v.index_why != NULL || v.n_damage > 0) {
         if (v.index_why != NULL && !sn->active) {
             log_warn("%s: %s: index %s; rebuilding it", partition_dir(p),
