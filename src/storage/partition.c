@@ -651,7 +651,8 @@ static int damage_cmp(const void *a, const void *b)
 }
 
 static bool damage_known(const struct part_damage *v, size_t n,
-                         const struct segment *s, const struct segment_damage *d)
+                         const struct segment *s,
+                         const struct segment_damage *d)
 {
     size_t i;
 
