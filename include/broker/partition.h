@@ -91,6 +91,15 @@ int partition_read(struct partition *p, uint64_t offset, size_t limit,
                    char *errmsg);
 void partition_read_result_free(struct partition_read_result *r);
 
+/* Any thread. *@offset gets the first visible offset at or past the log
+ * start whose record's timestamp is >= @ts, or the high watermark when no
+ * visible record is that new. Timestamps need not be ordered: segments
+ * whose newest record is older than @ts are skipped unread, and the scan
+ * starts in the first one that is not. BRK_ECORRUPT/BRK_EIO as for
+ * partition_read, with @errmsg. */
+int partition_find_time(struct partition *p, int64_t ts, uint64_t *offset,
+                        char *errmsg);
+
 /* Any thread. */
 void partition_stats(struct partition *p, struct partition_stats *out);
 

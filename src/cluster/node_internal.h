@@ -63,6 +63,7 @@ struct cluster {
     int last_state;
     uint64_t last_leader, last_term;
     uint64_t elections, leader_changes, snapshots_taken;
+    int (*io_set_vote)(struct raft_io *io, raft_id id); /* raft_uv's own */
     uint64_t ticks;                   /* status timer ticks */
     bool closing, closed;
     void (*on_closed)(struct node *n);

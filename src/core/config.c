@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -404,7 +405,7 @@ static int apply_duration(struct config *c, const struct cfg_row *row,
     if (config_parse_duration(json_string_value(v), &ms) != 0) {
         return field_err(errmsg, name, row->path,
                          "bad duration \"%.64s\" (a number and unit, e.g. "
-                         "168h, 1h30m, 90s, 500ms; units ns us ms s m h)",
+                         "7d, 168h, 1h30m, 90s, 500ms; units ns us ms s m h d)",
                          json_string_value(v));
     }
     if (ms < row->min) {
@@ -722,31 +723,81 @@ bool config_raft_address_valid(const char *s)
     return inet_pton(AF_INET, host, &a) == 1;
 }
 
-static int validate_raft_addresses(const struct config_cluster *cl,
+int config_resolve_raft_address(const char *in, char *out, size_t cap,
+                                char *why, size_t why_cap)
+{
+    struct addrinfo hints = {0}, *res = NULL;
+    char host[256], ip[INET_ADDRSTRLEN];
+    int port, rv, n = host_port_split(in, &port);
+
+    if (n <= 0 || (size_t)n >= sizeof(host)) {
+        snprintf(why, why_cap, "must be \"host:port\" with a port 1..65535");
+        return -1;
+    }
+    memcpy(host, in, (size_t)n);
+    host[n] = '\0';
+    /* c-raft 0.15 parses addresses with uv_ip4_addr: IPv4 only. */
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    rv = getaddrinfo(host, NULL, &hints, &res);
+    if (rv != 0 || res == NULL) {
+        snprintf(why, why_cap, "cannot resolve \"%.64s\" to an IPv4 address "
+                 "(%s); the Raft transport carries IPv4 only", host,
+                 rv != 0 ? gai_strerror(rv) : "no address");
+        return -1;
+    }
+    inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, ip,
+              sizeof(ip));
+    freeaddrinfo(res);
+    rv = snprintf(out, cap, "%s:%d", ip, port);
+    if (rv < 0 || (size_t)rv >= cap) {
+        snprintf(why, why_cap, "resolved address is too long");
+        return -1;
+    }
+    return 0;
+}
+
+/* Resolve @addr (a field's value, CONFIG_ADDR_MAX bytes) in place. */
+static int resolve_field(char *addr, const char *name, const char *field,
+                         char *errmsg)
+{
+    char out[CONFIG_ADDR_MAX], why[192];
+
+    if (config_resolve_raft_address(addr, out, sizeof(out), why,
+                                    sizeof(why)) != 0)
+        return field_err(errmsg, name, field, "\"%.64s\": %s", addr, why);
+    memcpy(addr, out, strlen(out) + 1);
+    return 0;
+}
+
+/* Host names become numeric IPv4 addresses here, once at start, since
+ * c-raft's transport cannot resolve them; compared and used resolved. */
+static int validate_raft_addresses(struct config_cluster *cl,
                                    const char *name, char *errmsg)
 {
     char field[64];
-    int i;
+    int i, j, rv;
 
     for (i = 0; i < cl->n_initial_members; i++) {
-        if (config_raft_address_valid(cl->initial_members[i]))
-            continue;
         snprintf(field, sizeof(field), "cluster.initial_members[%d]", i);
-        return field_err(errmsg, name, field, "must be a numeric IPv4 "
-                         "address and port (\"10.0.0.1:8001\"): the Raft "
-                         "transport does not resolve host names");
+        rv = resolve_field(cl->initial_members[i], name, field, errmsg);
+        if (rv != 0)
+            return rv;
+        for (j = 0; j < i; j++)
+            if (strcmp(cl->initial_members[j], cl->initial_members[i]) == 0)
+                return field_err(errmsg, name, field, "%s is already "
+                                 "cluster.initial_members[%d]",
+                                 cl->initial_members[i], j);
     }
-    if (cl->raft_address[0] != '\0' &&
-        !config_raft_address_valid(cl->raft_address))
-        return field_err(errmsg, name, "cluster.raft_address", "must be a "
-                         "numeric IPv4 address and port (\"10.0.0.1:8001\"): "
-                         "the Raft transport does not resolve host names");
+    if (cl->raft_address[0] != '\0')
+        return resolve_field(cl->raft_address, name, "cluster.raft_address",
+                             errmsg);
     return 0;
 }
 
 static int validate_cluster(struct config *c, const char *name, char *errmsg)
 {
-    const struct config_cluster *cl = &c->cluster;
+    struct config_cluster *cl = &c->cluster;
     int rv;
 
     if (!cl->enabled) {

@@ -253,11 +253,17 @@ static bool valid_address(const char *s)
            http_parse_u64(colon + 1, 65535, &port) && port > 0;
 }
 
+/* Body fields of POST /cluster/members and of the transfer. */
+static const char *const member_add_fields[] = {"node_id", "raft_address",
+                                                "http_address", NULL};
+static const char *const transfer_fields[] = {"node_id", NULL};
+
 enum MHD_Result h_cluster_member_add(struct http_req *r)
 {
     enum MHD_Result ret;
-    json_t *body = http_body_object(r, &ret);
+    json_t *body = http_body_fields(r, member_add_fields, &ret);
     const char *raft, *http;
+    char resolved[CONFIG_ADDR_MAX], why[192];
     uint64_t id;
 
     if (body == NULL)
@@ -269,15 +275,20 @@ enum MHD_Result h_cluster_member_add(struct http_req *r)
         json_decref(body);
         return ret;
     }
-    if (id == 0 || raft == NULL || !config_raft_address_valid(raft) ||
-        (http && !valid_address(http))) {
+    if (id == 0 || raft == NULL || (http && !valid_address(http))) {
         json_decref(body);
         return http_reply_error(r, BRK_EINVAL, "fields 'node_id' (>= 1) and "
-                                "'raft_address' (numeric IPv4 a.b.c.d:port) "
-                                "are required; 'http_address' must be "
-                                "host:port");
+                                "'raft_address' (host:port) are required; "
+                                "'http_address' must be host:port");
     }
-    ret = submit_call(r, node_call_member_add, id, raft, http);
+    /* Resolved here, on an HTTP thread: c-raft takes numeric IPv4 only. */
+    if (config_resolve_raft_address(raft, resolved, sizeof(resolved), why,
+                                    sizeof(why)) != 0) {
+        json_decref(body);
+        return http_reply_error(r, BRK_EINVAL, "field 'raft_address': %s",
+                                why);
+    }
+    ret = submit_call(r, node_call_member_add, id, resolved, http);
     json_decref(body);
     return ret;
 }
@@ -299,7 +310,8 @@ enum MHD_Result h_cluster_transfer(struct http_req *r)
     json_t *body = NULL;
     uint64_t id = 0;
 
-    if (r->body_len > 0 && (body = http_body_object(r, &ret)) == NULL)
+    if (r->body_len > 0 &&
+        (body = http_body_fields(r, transfer_fields, &ret)) == NULL)
         return ret;
     if (body != NULL && !http_json_u64(r, body, "node_id", "node_id", 1,
                                        UINT32_MAX, 0, &id, &ret)) {

@@ -75,10 +75,12 @@ static enum MHD_Result member_done(struct http_req *r)
 }
 
 /* POST /internal/members {"node_id", "http_address"} (on the leader). */
+static const char *const member_fields[] = {"node_id", "http_address", NULL};
+
 enum MHD_Result h_internal_member(struct http_req *r)
 {
     enum MHD_Result ret;
-    json_t *body = http_body_object(r, &ret);
+    json_t *body = http_body_fields(r, member_fields, &ret);
     const char *http;
     uint64_t id;
     struct work *w;

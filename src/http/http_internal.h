@@ -59,6 +59,7 @@ struct http_req {
     uint64_t off;               /* fetch: offset */
     uint64_t limit;             /* fetch: record limit */
     uint64_t max_bytes;         /* fetch: byte cap, 0 = none */
+    char *warning;              /* Warning header for a 2xx answer, or NULL */
 };
 
 /* ==== router.c ==== */
@@ -107,6 +108,9 @@ json_t *http_body_object(struct http_req *r, enum MHD_Result *ret);
 
 /* ==== handlers ==== */
 enum MHD_Result h_produce(struct http_req *r);
+/* Before a produce is run or relayed: a body that looks like a JSON
+ * object under another Content-Type gets r->warning and a debug line. */
+void h_produce_hint(struct http_req *r);
 enum MHD_Result h_fetch(struct http_req *r);
 enum MHD_Result h_topics_create(struct http_req *r);
 enum MHD_Result h_topics_list(struct http_req *r);
@@ -148,6 +152,19 @@ bool http_query_u64(struct http_req *r, const char *key, uint64_t min,
 bool http_json_u64(struct http_req *r, json_t *o, const char *key,
                    const char *field, uint64_t min, uint64_t max,
                    uint64_t def, uint64_t *out, enum MHD_Result *ret);
+/* Strict bodies (API.md v2): every key of the JSON object @o must be in
+ * the NULL-terminated @allowed, else BRK_EINVAL with "unknown field
+ * '<@prefix><key>'" in @errmsg. Each handler keeps its own list next to
+ * it, so that a new field is accepted only where it is implemented. */
+int http_json_fields(json_t *o, const char *const *allowed,
+                     const char *prefix, char *errmsg);
+/* The same, replying 400 and returning false on an unknown field. */
+bool http_json_check_fields(struct http_req *r, json_t *o,
+                            const char *const *allowed, const char *prefix,
+                            enum MHD_Result *ret);
+/* http_body_object, then http_json_check_fields on its top level. */
+json_t *http_body_fields(struct http_req *r, const char *const *allowed,
+                         enum MHD_Result *ret);
 /* Append one fetched record as a JSON object ("partition" included when
  * @with_partition). */
 void http_write_message(struct buf *b, const struct record *rec,

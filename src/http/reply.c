@@ -30,6 +30,8 @@ static enum MHD_Result reply(struct http_req *r, int status,
         MHD_add_response_header(resp, "X-Forwarded-By", r->srv->node_id);
     if (status == 503)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (r->warning != NULL && status >= 200 && status < 300)
+        MHD_add_response_header(resp, "Warning", r->warning);
     ret = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     metrics_http(r->route, status);
@@ -71,12 +73,49 @@ enum MHD_Result http_reply_empty(struct http_req *r, int status)
     return http_reply_raw(r, status, NULL, NULL, 0);
 }
 
+/* Length of the UTF-8 sequence that @p starts (at most @left bytes), or
+ * 0 when it is not a valid one. */
+static size_t utf8_seq(const uint8_t *p, size_t left)
+{
+    size_t n = p[0] < 0x80 ? 1 : p[0] >= 0xF0 ? 4 : p[0] >= 0xE0 ? 3 : 2;
+
+    return n <= left && utf8_valid(p, n) ? n : 0;
+}
+
+/* @msg with every byte that is not valid UTF-8 as '?': jansson refuses
+ * such strings, and an error naming a raw request line ("GET /x\xff")
+ * must still be answered. Returns @msg itself when it is valid. */
+static const char *utf8_clean(const char *msg, char *out, size_t cap)
+{
+    const uint8_t *p = (const uint8_t *)msg;
+    size_t len = strlen(msg), i = 0, o = 0, n;
+
+    if (utf8_valid(p, len))
+        return msg;
+    while (i < len && o + 4 < cap) {
+        n = utf8_seq(p + i, len - i);
+        if (n == 0) {
+            out[o++] = '?';
+            i++;
+            continue;
+        }
+        memcpy(out + o, p + i, n);
+        o += n;
+        i += n;
+    }
+    out[o] = '\0';
+    return out;
+}
+
 enum MHD_Result http_reply_error_with(struct http_req *r, int code,
                                       json_t *extra, const char *msg)
 {
-    json_t *o = json_pack("{s:s, s:s}", "error",
-                          msg && msg[0] ? msg : brk_err_str(code), "code",
-                          brk_err_word(code));
+    char clean[BRK_ERRMSG_LEN];
+    json_t *o;
+
+    msg = msg && msg[0] ? utf8_clean(msg, clean, sizeof(clean))
+                        : brk_err_str(code);
+    o = json_pack("{s:s, s:s}", "error", msg, "code", brk_err_word(code));
 
     if (o != NULL && extra != NULL)
         json_object_update(o, extra);

@@ -173,6 +173,8 @@ enum MHD_Result router_dispatch(struct http_req *r)
         bool ok = match(r, routes[i].pattern, r->url);
         if (ok && method_matches(routes[i].method, r->method)) {
             r->route = (int)i;
+            if (routes[i].fn == h_produce)
+                h_produce_hint(r);
             if (routes[i].write)
                 return http_forward_write(r, routes[i].fn);
             return routes[i].fn(r);

@@ -46,6 +46,7 @@ static void req_free(struct http_req *r)
     for (i = 0; i < r->n_params; i++)
         free(r->params[i]);
     free(r->body);
+    free(r->warning);
     work_free(r->work);
     topic_put(r->topic);
     free(r);
@@ -257,6 +258,39 @@ static int http_resolve_bind(const char *host, int port,
     return 0;
 }
 
+/* Why MHD could not listen: bind the address ourselves and report the
+ * errno (EACCES for a port below 1024 without the privilege, EADDRINUSE,
+ * EADDRNOTAVAIL), not a guess. */
+static int listen_error(const struct config *cfg,
+                        const struct sockaddr_storage *addr, char *errmsg)
+{
+    socklen_t len = addr->ss_family == AF_INET6
+                        ? sizeof(struct sockaddr_in6)
+                        : sizeof(struct sockaddr_in);
+    int fd = socket(addr->ss_family, SOCK_STREAM, 0), on = 1, err = 0;
+    const char *hint = "";
+
+    if (fd < 0) {
+        err = errno;
+    } else {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+        if (bind(fd, (const struct sockaddr *)addr, len) != 0 ||
+            listen(fd, 1) != 0)
+            err = errno;
+        close(fd);
+    }
+    if (err == EACCES)
+        hint = " (ports below 1024 need root or CAP_NET_BIND_SERVICE)";
+    else if (err == EADDRINUSE)
+        hint = " (another process listens there)";
+    if (err == 0)
+        return brk_errf(errmsg, BRK_EIO, "cannot listen on %s:%d (the HTTP "
+                        "server did not start; see the log above)",
+                        cfg->server.host, cfg->server.port);
+    return brk_errf(errmsg, BRK_EIO, "cannot listen on %s:%d: %s%s",
+                    cfg->server.host, cfg->server.port, strerror(err), hint);
+}
+
 static void raise_fd_limit(void)
 {
     struct rlimit rl;
@@ -304,9 +338,7 @@ int http_server_start(const struct http_deps *deps, struct http_server **out,
         MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, s, MHD_OPTION_END);
     if (s->daemon == NULL) {
         free(s);
-        return brk_errf(errmsg, BRK_EIO, "cannot listen on %s:%d (port in "
-                        "use or address not available)",
-                        deps->cfg->server.host, deps->cfg->server.port);
+        return listen_error(deps->cfg, &addr, errmsg);
     }
     *out = s;
     return 0;

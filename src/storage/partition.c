@@ -1300,6 +1300,74 @@ void partition_read_result_free(struct partition_read_result *r)
     memset(r, 0, sizeof(*r));
 }
 
+/* ==== Find by time ==== */
+
+/* Records read per step of partition_find_time. */
+#define PARTITION_FIND_BATCH 1000
+
+/* Where the search starts: the first record of the first segment (from
+ * the log start on) holding a timestamp >= @ts; every record before it is
+ * older. *@hw gets the high watermark the search stops at. */
+static uint64_t find_time_start(struct partition *p, int64_t ts, uint64_t *hw)
+{
+    uint64_t from;
+    size_t i;
+
+    pthread_mutex_lock(&p->mu);
+    *hw = p->high_watermark;
+    from = *hw;
+    for (i = find_segment(p, p->log_start_offset); i < p->n_segs; i++) {
+        if (p->segs[i]->max_timestamp >= ts) {
+            from = p->segs[i]->base_offset;
+            break;
+        }
+    }
+    if (from < p->log_start_offset) {
+        from = p->log_start_offset;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return from < *hw ? from : *hw;
+}
+
+int partition_find_time(struct partition *p, int64_t ts, uint64_t *offset,
+                        char *errmsg)
+{
+    struct partition_read_result r;
+    struct partition_stats st;
+    uint64_t hw, from = find_time_start(p, ts, &hw);
+    size_t i;
+    int rc;
+
+    while (from < hw) {
+        rc = partition_read(p, from, PARTITION_FIND_BATCH, 0, &r, errmsg);
+        if (rc == BRK_EOFFSET_RANGE) {
+            /* Retention overtook the scan: go on from the new log start. */
+            partition_stats(p, &st);
+            if (st.log_start_offset <= from) {
+                return rc;
+            }
+            from = st.log_start_offset;
+            continue;
+        }
+        if (rc != 0) {
+            return rc;
+        }
+        i = 0;
+        while (i < r.n && r.recs[i].timestamp < ts) {
+            i++;
+        }
+        if (i < r.n) {
+            from = r.recs[i].offset;
+            partition_read_result_free(&r);
+            break;
+        }
+        from = r.n > 0 ? r.next_offset : hw;
+        partition_read_result_free(&r);
+    }
+    *offset = from < hw ? from : hw;
+    return 0;
+}
+
 /* ==== Stats ==== */
 
 void partition_stats(struct partition *p, struct partition_stats *out)
