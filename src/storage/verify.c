@@ -539,10 +539,8 @@ static int verify_one(struct partition *p, struct segment_snap *sn,
                                    sn->index, sn->index_n)) {
         v.index_why = "file differs from the loaded index";
     }
-    fresh = v.n_damage > 0 ? calloc(v.n_damage, sizeof(*fresh)) : NULL;
-    partition_damage_set(p, sn->s, v.damage, v.n_damage, fresh);
-    report_damage(p, sn->s, &v, fresh, st);
-    free(fresh);
+    /* The index first: once a range is published as damaged, reads past
+     * it must land on the good records after it. */
     if (v.index_why != NULL || v.n_damage > 0) {
         if (v.index_why != NULL && !sn->active) {
             log_warn("%s: %s: index %s; rebuilding it", partition_dir(p),
@@ -550,6 +548,10 @@ static int verify_one(struct partition *p, struct segment_snap *sn,
         }
         install_index(p, sn, &v, st);
     }
+    fresh = v.n_damage > 0 ? calloc(v.n_damage, sizeof(*fresh)) : NULL;
+    partition_damage_set(p, sn->s, v.damage, v.n_damage, fresh);
+    report_damage(p, sn->s, &v, fresh, st);
+    free(fresh);
     segment_verify_free(&v);
     return 0;
 }
