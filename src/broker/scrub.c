@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <time.h>
@@ -57,13 +58,23 @@ static bool stopping(struct scrubber *s)
     return stop;
 }
 
+/* What the throttle watches: the scrubber, and the topic being read (a
+ * deleted topic's files must not stay open for the rest of a pass). */
+struct scrub_ctx {
+    struct scrubber *s;
+    struct topic *t;
+};
+
 /* Throttle: sleep as long as reading @bytes more put us ahead of the
  * rate. Returns false to stop. */
 static bool throttle(void *arg, uint64_t bytes)
 {
-    struct scrubber *s = arg;
+    struct scrub_ctx *c = arg;
+    struct scrubber *s = c->s;
     uint64_t due_ns, spent;
 
+    if (atomic_load(&c->t->deleted))
+        return false;
     if (bytes == 0)
         return !stopping(s);
     metrics_add(MET_STORAGE_SCRUB_BYTES, bytes);
@@ -89,11 +100,13 @@ static bool scrub_pass(struct scrubber *s, uint64_t pass)
         return true;
     s->pass_start_ns = clock_mono_ns();
     s->pass_bytes = 0;
-    for (i = 0; i < n && !stopped; i++)
+    for (i = 0; i < n && !stopped; i++) {
+        struct scrub_ctx ctx = {s, list[i]};
+
         for (p = 0; p < list[i]->n_partitions && !stopped; p++) {
             if (atomic_load(&list[i]->deleted))
                 break;
-            if (partition_verify(list[i]->partitions[p], throttle, s, &st,
+            if (partition_verify(list[i]->partitions[p], throttle, &ctx, &st,
                                  errmsg) != 0)
                 log_warn("verify %s/%u: %s", list[i]->name, p, errmsg);
             metrics_add(MET_STORAGE_CORRUPT_RECORDS, st.corrupt_records);
@@ -101,8 +114,13 @@ static bool scrub_pass(struct scrubber *s, uint64_t pass)
             sum.bytes += st.bytes;
             sum.damaged_ranges += st.damaged_ranges;
             sum.indexes_rebuilt += st.indexes_rebuilt;
-            stopped = st.stopped;
+            stopped = st.stopped && stopping(s);
         }
+        /* Done with it: a topic deleted meanwhile is freed now, not at the
+         * end of a pass that may take hours. */
+        topic_put(list[i]);
+        list[i] = NULL;
+    }
     topic_list_free(list, n);
     if (stopped)
         return false;

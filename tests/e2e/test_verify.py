@@ -255,6 +255,35 @@ class Verify(harness.BrokerTestCase):
             for m in msgs:
                 self.assertEqual(m["value"]["n"] % 2, p)
 
+    def test_slow_scrub_lets_go_of_deleted_topics_and_stops(self):
+        """A scrub capped at 4 KB/s closes a deleted topic's files at once and does not delay a stop."""
+        b = self.new_broker(dict(self.CFG, scrub_bytes_per_s=4096,
+                                 scrub_interval="1s"))
+        fill(b, "gone", 400)
+        fill(b, "kept", 400)
+        b.restart()  # the pass at start now reads "gone" slowly
+
+        def open_deleted():
+            fd_dir = "/proc/%d/fd" % b.pid
+            out = []
+            for fd in os.listdir(fd_dir):
+                try:
+                    target = os.readlink(os.path.join(fd_dir, fd))
+                except OSError:
+                    continue
+                # Deleted topics go through data/trash/ and are removed.
+                if target.endswith(".log (deleted)") or "/trash/" in target:
+                    out.append(target)
+            return out
+        time.sleep(0.5)
+        self.assertEqual(open_deleted(), [])
+        self.assertEqual(b.delete("/topics/gone")[0], 204)
+        ok = harness.wait_until(lambda: not open_deleted(), 5)
+        self.assertTrue(ok, open_deleted())
+        t0 = time.monotonic()
+        b.stop()
+        self.assertLess(time.monotonic() - t0, 5)
+
     def test_scrub_disabled_and_bad_values(self):
         """scrub_interval 0s disables the scrubber; bad values exit 2 naming the field."""
         for field, val in (("scrub_interval", "soon"),
