@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,7 +179,7 @@ static bool repair_round(struct repairer *r)
 
     if (topic_registry_list(r->reg, &list, &n) != 0)
         return false;
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n; i++) {
         for (p = 0; p < list[i]->n_partitions; p++) {
             if (atomic_load(&list[i]->deleted))
                 break;
@@ -186,6 +187,9 @@ static bool repair_round(struct repairer *r)
             for (j = 0; j < k && j < REPAIR_MAX_RANGES; j++)
                 all &= repair_range(r, list[i], p, &d[j], &g);
         }
+        topic_put(list[i]); /* a deleted topic is freed now */
+        list[i] = NULL;
+    }
     topic_list_free(list, n);
     free(g.buf);
     return all;
