@@ -678,7 +678,12 @@ static int rebuild_older(struct segment *s, int dirfd, uint64_t size,
         return brk_errf(errmsg, rc, "%s", bad);
     }
     scan_apply(s, &sc);
-    index_write_file(s, dirfd, false);
+    /* Replaced atomically (write beside, fsync, rename): a crash leaves
+     * the old file or the whole new one. */
+    if (segment_index_write_atomic(dirfd, s->base_offset, s->index,
+                                   s->index_n, bad) != 0) {
+        log_warn("%s: %s: cannot write the index: %s", s->dir, s->name, bad);
+    }
     return 0;
 }
 
