@@ -789,6 +789,25 @@ bool partition_damage_find(struct partition *p, uint64_t from, uint64_t to,
     return found;
 }
 
+bool partition_damage_drop(struct partition *p, struct segment *s,
+                           uint64_t from, uint64_t to)
+{
+    bool found = false;
+    size_t i;
+
+    pthread_mutex_lock(&p->mu);
+    for (i = 0; i < p->n_damage; i++) {
+        if (p->damage[i].seg == s && p->damage[i].d.from == from &&
+            p->damage[i].d.to == to && !p->damage[i].missing) {
+            p->damage[i].d.to = from; /* dropped below */
+            found = true;
+        }
+    }
+    damage_drop_empty(p);
+    pthread_mutex_unlock(&p->mu);
+    return found;
+}
+
 /* ==== For verify.c and repair.c ==== */
 
 bool partition_snap_next(struct partition *p, bool have_after, uint64_t after,

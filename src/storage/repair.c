@@ -230,6 +230,50 @@ static int repair_gap(struct partition *p, struct segment *prev,
     return rc;
 }
 
+/* The active segment belongs to the writer, which keeps appending to its
+ * file: it cannot be renamed over. When the records fetched take exactly
+ * the bytes of the damaged run (a flipped byte does not change a record's
+ * size), they are written in place, fsync'd and read back. Readers that
+ * meet the run meanwhile still fail its CRC; a crash in the middle leaves a
+ * run that fails its checks again, which the start-up recovery of the
+ * newest segment treats as it did before the repair. */
+static int repair_in_place(struct partition *p, struct segment *s,
+                           const struct segment_damage *d, const uint8_t *buf,
+                           size_t len, char *errmsg)
+{
+    uint8_t *back;
+    ssize_t n;
+    int rc = 0;
+
+    if (d->pos_to - d->pos_from != len) {
+        return brk_errf(errmsg, BRK_ECONFLICT, "offsets [%llu, %llu) are in "
+                        "the active segment and their size changed; "
+                        "repaired once it rolls",
+                        (unsigned long long)d->from,
+                        (unsigned long long)d->to);
+    }
+    back = malloc(len + 1);
+    if (back == NULL) {
+        return brk_errf(errmsg, BRK_ENOMEM, "repair: out of memory");
+    }
+    n = pwrite(s->fd, buf, len, (off_t)d->pos_from);
+    if (n != (ssize_t)len || fdatasync(s->fd) != 0) {
+        rc = brk_errf(errmsg, BRK_EIO, "rewrite %s in place: %s", s->name,
+                      n < 0 ? strerror(errno) : "short write");
+    }
+    if (rc == 0) {
+        rc = segment_pread(s, back, len, d->pos_from, errmsg);
+    }
+    if (rc == 0 && memcmp(back, buf, len) != 0) {
+        rc = brk_errf(errmsg, BRK_EIO, "%s reads back differently", s->name);
+    }
+    free(back);
+    if (rc == 0 && !partition_damage_drop(p, s, d->from, d->to)) {
+        rc = brk_errf(errmsg, BRK_ECONFLICT, "the range went away");
+    }
+    return rc;
+}
+
 int partition_repair_range(struct partition *p, uint64_t from, uint64_t to,
                            const uint8_t *buf, size_t len, char *errmsg)
 {
@@ -250,9 +294,7 @@ int partition_repair_range(struct partition *p, uint64_t from, uint64_t to,
     if (missing) {
         rc = repair_gap(p, s, &d, buf, len, errmsg);
     } else if (is_active) {
-        rc = brk_errf(errmsg, BRK_ECONFLICT, "offsets [%llu, %llu) are in "
-                      "the active segment; repaired once it rolls",
-                      (unsigned long long)from, (unsigned long long)to);
+        rc = repair_in_place(p, s, &d, buf, len, errmsg);
     } else {
         rc = repair_segment(p, s, &d, buf, len, errmsg);
     }

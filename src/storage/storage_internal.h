@@ -47,6 +47,11 @@ int partition_segment_insert(struct partition *p, struct segment *prev,
                              struct segment *repl, const char *tmp_log,
                              const char *tmp_index, char *errmsg);
 
+/* Forget the damaged run [from, to) of @s (repaired in place). False when
+ * it is not known (any more). */
+bool partition_damage_drop(struct partition *p, struct segment *s,
+                           uint64_t from, uint64_t to);
+
 /* Swap the in-memory index of the closed, listed segment @s for @idx (its
  * ownership passes when true is returned). */
 bool partition_index_swap(struct partition *p, struct segment *s,

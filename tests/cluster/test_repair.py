@@ -165,6 +165,20 @@ class Repair(ch.ClusterTestCase):
         self.assertEqual(f.status()["storage"], "ok")
         self.assertEqual(c.wait_identical("t", 30, nodes=c.all()), before)
 
+    def test_active_segment_repaired_in_place(self):
+        """A flipped byte in the active segment of a running follower is found by the scrubber and rewritten in place from a peer."""
+        c = self.new_cluster(3, dict(CFG, scrub_interval="1s"))
+        before = self.fill(c)
+        f = c.followers()[0]
+        passes = metric(f, "broker_storage_scrub_passes_total")
+        ch.poll(lambda: metric(f, "broker_storage_scrub_passes_total")
+                > passes, 10)
+        active = log_files(f, "t")[-1]
+        self.assertGreater(len(records_of(active)), 3)
+        off = flip_record(active, 2)
+        self.expect_repaired(c, f, off, before)
+        self.assertEqual(log_files(f, "t")[-1], active)
+
     def test_leader_repairs_from_a_follower(self):
         """The leader's old segment is damaged while it runs: the scrubber finds it and it repairs from a follower."""
         c = self.new_cluster(3, dict(CFG, scrub_interval="1s"))
