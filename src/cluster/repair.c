@@ -140,6 +140,10 @@ static bool repair_range(struct repairer *r, struct topic *t, uint32_t p,
     char list[NODE_MAX_MEMBERS + 1][256], errmsg[BRK_ERRMSG_LEN];
     int n = peers(r, list, NODE_MAX_MEMBERS + 1), i, rv;
 
+    if (n == 0)
+        log_warn("repair %s/%u [%llu, %llu): no peer with a known HTTP "
+                 "address yet", t->name, p, (unsigned long long)d->from,
+                 (unsigned long long)d->to);
     for (i = 0; i < n; i++) {
         rv = fetch_range(r, list[i], t, p, d->from, d->to, g, errmsg);
         if (rv == 0)
@@ -154,7 +158,7 @@ static bool repair_range(struct repairer *r, struct topic *t, uint32_t p,
             return true;
         }
         if (rv == BRK_ECONFLICT || rv == BRK_ESHUTDOWN) {
-            log_debug("repair %s/%u [%llu, %llu): %s", t->name, p,
+            log_info("repair %s/%u [%llu, %llu): %s", t->name, p,
                       (unsigned long long)d->from,
                       (unsigned long long)d->to, errmsg);
             return false;

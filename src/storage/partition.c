@@ -67,6 +67,8 @@ struct partition {
     bool sync_failed;          /* an fsync failed: durability is unknown */
     struct part_damage *damage; /* known damaged runs, ascending offsets */
     size_t n_damage, cap_damage;
+    uint64_t repairs; /* repairs done: a verification that read before
+                         one may not publish what it found */
 };
 
 /* A damaged run found by the verification, with a reference on its
@@ -687,14 +689,15 @@ static int damage_reserve(struct partition *p, size_t extra)
 
 size_t partition_damage_set(struct partition *p, struct segment *s,
                             const struct segment_damage *d, size_t n,
-                            bool *fresh_out)
+                            bool *fresh_out, uint64_t repairs)
 {
     struct part_damage *old;
     size_t i, k = 0, n_old, fresh = 0;
 
     pthread_mutex_lock(&p->mu);
     damage_prune(p);
-    if (!listed(p, s) || damage_reserve(p, n) != 0) {
+    if (!listed(p, s) || p->repairs != repairs ||
+        damage_reserve(p, n) != 0) {
         pthread_mutex_unlock(&p->mu);
         return 0;
     }
@@ -803,6 +806,7 @@ bool partition_damage_drop(struct partition *p, struct segment *s,
             found = true;
         }
     }
+    p->repairs++;
     damage_drop_empty(p);
     pthread_mutex_unlock(&p->mu);
     return found;
@@ -839,6 +843,7 @@ bool partition_snap_next(struct partition *p, bool have_after, uint64_t after,
             memcpy(out->index, s->index, s->index_n * sizeof(*out->index));
         }
         out->active = s == active(p);
+        out->repairs = p->repairs;
     }
     pthread_mutex_unlock(&p->mu);
     return s != NULL;
@@ -891,6 +896,7 @@ int partition_segment_replace(struct partition *p, struct segment *old,
                       strerror(errno));
     } else {
         p->segs[find_segment(p, old->base_offset)] = repl;
+        p->repairs++;
         p->size_bytes = p->size_bytes - old->size + repl->size;
         damage_prune(p); /* @old's runs: it is no longer listed */
     }
@@ -934,6 +940,7 @@ int partition_segment_insert(struct partition *p, struct segment *prev,
                 (p->n_segs - 1 - i) * sizeof(*p->segs));
         p->segs[i] = repl;
         p->size_bytes += repl->size;
+        p->repairs++;
         for (k = 0; k < p->n_damage; k++) {
             if (p->damage[k].seg == prev && p->damage[k].missing &&
                 p->damage[k].d.from == repl->base_offset) {

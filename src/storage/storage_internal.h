@@ -18,6 +18,7 @@ struct segment_snap {
     struct segment_index_entry *index;
     size_t index_n;
     bool active;
+    uint64_t repairs; /* the partition's repair count then */
 };
 
 /* The first listed segment (@have_after false) or the first based after
@@ -27,11 +28,12 @@ bool partition_snap_next(struct partition *p, bool have_after, uint64_t after,
 void segment_snap_free(struct segment_snap *sn);
 
 /* Replace what is known of @s's damage by @d (@n runs). Returns how many
- * of them were not known before (@fresh, when not NULL, says which). Nothing
- * when @s is no longer listed. */
+ * of them were not known before (@fresh, when not NULL, says which).
+ * Nothing when @s is no longer listed, or when a repair was made since the
+ * snapshot the runs were found from (@repairs): they may be stale. */
 size_t partition_damage_set(struct partition *p, struct segment *s,
                             const struct segment_damage *d, size_t n,
-                            bool *fresh);
+                            bool *fresh, uint64_t repairs);
 
 /* The damaged run [from, to) with its segment, referenced (for a gap,
  * *@missing: the segment it follows). False when no such run is known. */

@@ -549,7 +549,8 @@ static int verify_one(struct partition *p, struct segment_snap *sn,
         install_index(p, sn, &v, st);
     }
     fresh = v.n_damage > 0 ? calloc(v.n_damage, sizeof(*fresh)) : NULL;
-    partition_damage_set(p, sn->s, v.damage, v.n_damage, fresh);
+    /* Skipped (@fresh left all false) when a repair came in between. */
+    partition_damage_set(p, sn->s, v.damage, v.n_damage, fresh, sn->repairs);
     report_damage(p, sn->s, &v, fresh, st);
     free(fresh);
     segment_verify_free(&v);

@@ -96,8 +96,8 @@ class Repair(ch.ClusterTestCase):
         """@node saw damage at @off, repaired it, and agrees with all."""
         ok = ch.poll(lambda: (metric(node, "broker_storage_repaired_ranges_total")
                               or 0) >= 1, 30)
-        self.assertTrue(ok, "node %d never repaired\n%s"
-                        % (node.node_id, c.summary()))
+        self.assertTrue(ok, "node %d never repaired\n%s\n%s"
+                        % (node.node_id, c.summary(), node.log()[-3000:]))
         self.assertGreaterEqual(
             metric(node, "broker_storage_corrupt_records_total"), 1)
         st = node.status()
