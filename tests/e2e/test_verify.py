@@ -199,6 +199,17 @@ class Verify(harness.BrokerTestCase):
         got = [m["value"]["n"] for m in b.fetch_all("t", 0)]
         self.assertEqual(got, list(range(gone_from)))
 
+    def test_claim_over_damaged_range_is_not_silent(self):
+        """A claim whose range holds damaged records answers 500 corrupt instead of quietly leaving them out."""
+        b, off, recs = self.damaged_broker()
+        b.start()
+        harness.wait_until(lambda: damage_of(b)[0] == "degraded", 10)
+        st, _, data = b.post("/groups/g/topics/t/claim", {"limit": 20})
+        self.assertEqual(st, 200, data)
+        self.assertEqual(len(data["messages"]), 20)
+        st, _, data = b.post("/groups/g/topics/t/claim", {"limit": 100})
+        self.assertEqual((st, data["code"]), (500, "corrupt"))
+
     def test_damaged_index_rebuilt(self):
         """An .index whose middle entry points inside a record is found by the background verification and rebuilt atomically."""
         b, idx, good = self.damage_index(1, 32768)
