@@ -3,6 +3,7 @@
  * SIGINT/SIGTERM. */
 #include <curl/curl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,10 @@
 #include "broker/log.h"
 #include "broker/node.h"
 #include "broker/replica.h"
+#include "broker/repair.h"
+#include "broker/scrub.h"
 #include "broker/state.h"
+#include "broker/topic.h"
 
 #ifndef BROKER_VERSION
 #define BROKER_VERSION "dev"
@@ -32,13 +36,19 @@
 struct args {
     const char *config;
     const char *www;
+    bool repair;
 };
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: broker [-config=FILE | --config FILE] [--www DIR]\n"
+            "       broker [--config FILE] --repair\n"
             "       broker -h | --help | --version\n\n"
+            "--repair: offline, on a stopped standalone broker's data_dir:\n"
+            "verify every partition and cut each damaged one at its first\n"
+            "damaged offset, moving what follows into <partition>/quarantine/\n"
+            "(see docs/storage.md).\n\n"
             "Without a config file the broker runs standalone on :9092 with\n"
             "its data in ./data. See docs/configuration.md.\n");
 }
@@ -64,6 +74,8 @@ static int parse_args(int argc, char **argv, struct args *a)
         } else if ((strcmp(s, "--config") == 0 || strcmp(s, "-config") == 0) &&
                    i + 1 < argc) {
             a->config = argv[++i];
+        } else if (strcmp(s, "--repair") == 0 || strcmp(s, "-repair") == 0) {
+            a->repair = true;
         } else if (strcmp(s, "--www") == 0 && i + 1 < argc) {
             a->www = argv[++i];
         } else {
@@ -168,6 +180,73 @@ static void block_signals(void)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
+/* One partition of broker --repair: prints what it did. */
+static int repair_partition(const struct config *cfg, const struct topic *t,
+                            uint32_t p)
+{
+    struct partition_options popt = {
+        .segment_size = (uint64_t)cfg->segment_size,
+        .index_interval = PARTITION_DEFAULT_INDEX_INTERVAL};
+    struct partition_offline_repair rep;
+    char dir[1600], errmsg[BRK_ERRMSG_LEN];
+
+    snprintf(dir, sizeof(dir), "%s/%u", t->dir, p);
+    if (partition_repair_offline(dir, &popt, &rep, errmsg) != 0) {
+        fprintf(stderr, "broker: repair %s/%u: %s\n", t->name, p, errmsg);
+        return 1;
+    }
+    if (!rep.damaged)
+        printf("%s/%u: ok\n", t->name, p);
+    else
+        printf("%s/%u: damaged at offset %llu: cut there; %llu records (%u "
+               "segments) moved to %s/quarantine/\n", t->name, p,
+               (unsigned long long)rep.cut_at,
+               (unsigned long long)rep.records_removed,
+               rep.segments_quarantined, dir);
+    return 0;
+}
+
+/* broker --repair: offline, see usage(). The registry is opened to find
+ * the partitions, then closed so that each is repaired alone. */
+static int run_repair(const struct config *cfg)
+{
+    struct partition_options popt = {
+        .segment_size = (uint64_t)cfg->segment_size,
+        .index_interval = PARTITION_DEFAULT_INDEX_INTERVAL};
+    char errmsg[BRK_ERRMSG_LEN];
+    struct topic_registry *reg;
+    struct topic **list;
+    size_t n = 0, i;
+    uint32_t p;
+    int rv = 0;
+
+    if (cfg->cluster.enabled) {
+        fprintf(stderr, "broker: --repair is for standalone data: a cluster "
+                "node repairs damaged ranges from its peers by itself (see "
+                "docs/clustering.md)\n");
+        return EXIT_CONFIG;
+    }
+    if (topic_registry_open(cfg->data_dir, &popt, &reg, errmsg) != 0) {
+        fprintf(stderr, "broker: cannot open %s: %s\n", cfg->data_dir, errmsg);
+        return 1;
+    }
+    if (topic_registry_list(reg, &list, &n) != 0)
+        n = 0;
+    /* The topics stay referenced (their dir and name) after the close;
+     * their partitions are closed only at the last put. */
+    for (i = 0; i < n; i++)
+        for (p = 0; p < list[i]->n_partitions; p++) {
+            partition_close(list[i]->partitions[p]);
+            list[i]->partitions[p] = NULL;
+        }
+    topic_registry_close(reg);
+    for (i = 0; i < n; i++)
+        for (p = 0; p < list[i]->n_partitions; p++)
+            rv |= repair_partition(cfg, list[i], p);
+    topic_list_free(list, n);
+    return rv;
+}
+
 static int run(const struct config *cfg, const char *www)
 {
     char errmsg[BRK_ERRMSG_LEN];
@@ -176,6 +255,8 @@ static int run(const struct config *cfg, const char *www)
     struct http_server *http = NULL;
     struct http_deps deps;
     struct announcer *ann = NULL;
+    struct scrubber *scrub = NULL;
+    struct repairer *rep = NULL;
     int sig;
 
     if (fsutil_check_writable(cfg->data_dir, errmsg) != 0) {
@@ -204,6 +285,14 @@ static int run(const struct config *cfg, const char *www)
     /* Standalone too: it keeps digests built after a restart. */
     if (replica_start(node, cfg, &st, errmsg) != 0)
         log_error("%s", errmsg);
+    /* After the server is up: the verification runs in the background and
+     * never delays readiness. */
+    if (scrubber_start(st.topics, cfg->scrub_interval_ms,
+                       cfg->scrub_bytes_per_s, &scrub, errmsg) != 0)
+        log_error("%s", errmsg);
+    if (cfg->cluster.enabled && repairer_start(node, st.topics, &rep,
+                                               errmsg) != 0)
+        log_error("%s", errmsg);
     log_info("broker %s listening on %s:%d (advertised %s), data in %s, %s",
              BROKER_VERSION, cfg->server.host, cfg->server.port,
              cfg->server.advertise, cfg->data_dir,
@@ -212,6 +301,8 @@ static int run(const struct config *cfg, const char *www)
     log_info("received %s: finishing in-flight requests",
              sig == SIGINT ? "SIGINT" : "SIGTERM");
     http_server_quiesce(http);
+    scrubber_stop(scrub);
+    repairer_stop(rep);
     announcer_stop(ann);
     replica_stop();
     node_stop(node); /* everything acknowledged is on disk from here */
@@ -243,6 +334,13 @@ int main(int argc, char **argv)
     dirlock_init(&locks);
     rv = lock_dirs(&cfg, &locks);
     if (rv >= 0) {
+        log_close();
+        return rv;
+    }
+    if (a.repair) {
+        /* Offline, but never beside a running broker: locked first. */
+        rv = run_repair(&cfg);
+        dirlock_release(&locks);
         log_close();
         return rv;
     }

@@ -52,6 +52,8 @@ struct config {
     int64_t flush_interval_ms;       /* "flush_interval", 0 = fsync per ack */
     int64_t digest_interval_ms;      /* "digest_interval", 1m, 0 = off */
     int64_t digest_chunk;            /* offsets per replica digest chunk */
+    int64_t scrub_interval_ms;       /* "scrub_interval", 24h, 0 = off */
+    int64_t scrub_bytes_per_s;       /* 52428800 (50 MiB/s) */
     struct config_server server;
     struct config_cluster cluster;
     /* Keys present in the file that the broker does not know, for the log. */

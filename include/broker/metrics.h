@@ -25,13 +25,25 @@
     X(MET_FORWARDED_REQUESTS, "broker_forwarded_requests_total",             \
       "Write requests this follower relayed to the leader.")                  \
     X(MET_FORWARD_ERRORS, "broker_forward_errors_total",                     \
-      "Relays to the leader that failed (no answer, no leader).")                                                    \
+      "Relays to the leader that failed (no answer, no leader).")             \
     X(MET_REPLICA_DIVERGENCE, "broker_replica_divergence_total",             \
       "Divergent replica partitions found by the leader's digest check.")    \
     X(MET_REPLICA_REPAIRS, "broker_replica_repairs_total",                   \
       "Partition tails this node replaced with the leader's records.")       \
     X(MET_DIGEST_CHECKS, "broker_digest_checks_total",                       \
-      "Digest comparisons of a partition with a member (leader).")
+      "Digest comparisons of a partition with a member (leader).")    \
+    X(MET_STORAGE_CORRUPT_RECORDS, "broker_storage_corrupt_records_total",   \
+      "Records found damaged by the storage verification.")                   \
+    X(MET_STORAGE_SCRUB_BYTES, "broker_storage_scrub_bytes_total",           \
+      "Segment bytes read by the storage verification and scrubber.")        \
+    X(MET_STORAGE_SCRUB_PASSES, "broker_storage_scrub_passes_total",         \
+      "Complete verification passes over every partition.")                  \
+    X(MET_STORAGE_INDEX_REBUILDS, "broker_storage_index_rebuilds_total",     \
+      "Segment indexes found inconsistent and rebuilt.")                      \
+    X(MET_STORAGE_REPAIRED_RANGES, "broker_storage_repaired_ranges_total",   \
+      "Damaged ranges repaired with records from a peer.")                    \
+    X(MET_STORAGE_REPAIRED_RECORDS, "broker_storage_repaired_records_total", \
+      "Records rewritten by repairs from a peer.")
 
 #define METRICS__ENUM(id, name, help) id,
 enum metric_id { METRICS_MAP(METRICS__ENUM) MET_COUNT };

@@ -9,6 +9,7 @@
  * docs/storage.md). */
 #ifndef BROKER_PARTITION_H
 #define BROKER_PARTITION_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +38,7 @@ struct partition_recovery {
     uint64_t truncated_bytes;  /* torn or corrupt tail cut off */
     uint32_t indexes_rebuilt;
     uint32_t segments;
+    uint64_t missing_records;  /* in gaps between segments (files lost) */
 };
 
 /* Open (creating @dir and a first empty segment if needed) and recover:
@@ -150,5 +152,69 @@ int partition_cut_tail(struct partition *p, uint64_t offset, char *errmsg);
 /* Remove a partition directory and every file in it (after
  * partition_close, or while readers still hold descriptors). */
 int partition_remove_dir(const char *dir, char *errmsg);
+
+/* ==== Verification and damage (verify.c, repair.c; docs/storage.md) ==== */
+
+/* Offsets [from, to) of a partition whose records failed their checks. */
+struct partition_damage {
+    uint64_t from, to;
+};
+
+/* Called after each chunk a verification read, with its bytes (0 between
+ * segments); returns false to stop (shutdown). */
+typedef bool (*partition_throttle_cb)(void *arg, uint64_t bytes);
+
+struct partition_verify_stats {
+    uint64_t bytes;           /* bytes read */
+    uint64_t corrupt_records; /* records in damaged ranges not known before */
+    uint32_t damaged_ranges;  /* damaged ranges found by this pass */
+    uint32_t indexes_rebuilt;
+    bool stopped;             /* the throttle stopped it early */
+};
+
+/* Any thread but the writer, concurrently with appends and reads (no lock
+ * is held while reading): verify every segment's records (CRC, offsets
+ * contiguous, index consistent with the log). A bad index of a closed
+ * segment is rebuilt (file replaced atomically, then swapped in memory);
+ * bad records become damaged ranges, which reads then refuse. Errors:
+ * BRK_EIO, BRK_ENOMEM. */
+int partition_verify(struct partition *p, partition_throttle_cb cb, void *arg,
+                     struct partition_verify_stats *st, char *errmsg);
+
+/* Any thread. Copy up to @max known damaged ranges, ascending, into @out;
+ * returns how many there are. */
+size_t partition_damage(struct partition *p, struct partition_damage *out,
+                        size_t max);
+
+/* Any thread. The damaged range holding @offset, if any. */
+bool partition_damage_at(struct partition *p, uint64_t offset,
+                         struct partition_damage *out);
+
+/* Any thread but the writer (the repair thread): replace the damaged range
+ * [@from, @to) of a closed segment with @len bytes of encoded records that
+ * must hold exactly the offsets from..to-1 (CRC-checked here). The segment
+ * is rewritten to a new file, fsync'd, checked whole, renamed over the old
+ * one (directory fsync'd) and swapped in under the mutex; readers of the
+ * old file finish safely. BRK_ECONFLICT when the range is no longer known
+ * or lies in the active segment; BRK_ECORRUPT when @buf is wrong. */
+int partition_repair_range(struct partition *p, uint64_t from, uint64_t to,
+                           const uint8_t *buf, size_t len, char *errmsg);
+
+/* What partition_repair_offline did. */
+struct partition_offline_repair {
+    bool damaged;             /* damage was found */
+    uint64_t cut_at;          /* offset the partition now ends at */
+    uint64_t records_removed; /* records moved aside (incl. good ones) */
+    uint32_t segments_quarantined;
+};
+
+/* Offline (broker --repair, nothing else using @dir): verify the
+ * partition and, at its first damaged range, truncate it: the damaged
+ * segment and every later one are moved into @dir/quarantine/, and the
+ * good records before the damage written back as the newest segment. */
+int partition_repair_offline(const char *dir,
+                             const struct partition_options *opt,
+                             struct partition_offline_repair *rep,
+                             char *errmsg);
 
 #endif

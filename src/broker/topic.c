@@ -15,6 +15,7 @@
 #include "broker/err.h"
 #include "broker/fsutil.h"
 #include "broker/log.h"
+#include "broker/metrics.h"
 
 #define TOPIC_META_FILE "topic.json"
 
@@ -112,6 +113,8 @@ static int topic_open_partitions(struct topic *t,
         if (rv != 0)
             return brk_errwrap(errmsg, rv, "topic %s partition %u", t->name,
                                i);
+        metrics_add(MET_STORAGE_INDEX_REBUILDS, rec.indexes_rebuilt);
+        metrics_add(MET_STORAGE_CORRUPT_RECORDS, rec.missing_records);
         if (rec.truncated_bytes > 0 || rec.indexes_rebuilt > 0)
             log_warn("recovered %s/%u: cut %llu bytes of torn tail, "
                      "rebuilt %u indexes", t->name, i,

@@ -145,11 +145,14 @@ int cluster_set_member(struct node *n, uint64_t id, const char *http);
 /* fsm.c */
 void fsm_init(struct node *n);
 
+struct record;
+
 /* catchup.c: fetch records a snapshot promises from the leader. */
 int catchup_partition(struct node *n, const char *leader_http,
                       struct topic *t, uint32_t p, uint64_t upto,
                       char *errmsg);
-/* One page of records from @from (GET /internal/records on @leader).
+/* One page of records from @from (GET /internal/records on @leader, or
+ * any peer: repair.c and replica_repair.c share it).
  * BRK_EOFFSET_RANGE with *@moved_to set when the leader's log starts past
  * @from; BRK_EFORWARD on any other non-200 answer. */
 struct forward_response;

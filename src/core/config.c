@@ -100,6 +100,13 @@ static const struct cfg_row cfg_rows[] = {
      .max = INT64_MAX},
     {.path = "digest_chunk", .type = CFG_INT64, CFG_FIELD(digest_chunk),
      .def = 1024, .min = 16, .max = 1 << 20},
+    /* 0s turns the periodic scrub off (the verification at start stays). */
+    {.path = "scrub_interval", .type = CFG_DURATION,
+     CFG_FIELD(scrub_interval_ms), .def = 24 * MS_PER_HOUR, .min = 0,
+     .max = INT64_MAX},
+    {.path = "scrub_bytes_per_s", .type = CFG_INT64,
+     CFG_FIELD(scrub_bytes_per_s), .def = 50LL << 20, .min = 1,
+     .max = INT64_MAX},
 
     {.path = "server.host", .type = CFG_STRING, CFG_FIELD(server.host),
      .def_str = "0.0.0.0", .flags = CFG_NONEMPTY},

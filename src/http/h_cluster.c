@@ -46,6 +46,49 @@ static size_t topic_count(struct http_req *r)
     return n;
 }
 
+#define STATUS_MAX_DAMAGE 64 /* ranges listed per partition */
+
+/* [{"topic", "partition", "from", "to"}] of every damaged range known. */
+static json_t *storage_damage_json(struct http_req *r)
+{
+    struct partition_damage d[STATUS_MAX_DAMAGE];
+    json_t *arr = json_array();
+    struct topic **list;
+    size_t n, i, k, j;
+    uint32_t p;
+
+    if (topic_registry_list(r->srv->deps.st->topics, &list, &n) != 0)
+        return arr;
+    for (i = 0; i < n; i++)
+        for (p = 0; p < list[i]->n_partitions; p++) {
+            k = partition_damage(list[i]->partitions[p], d, STATUS_MAX_DAMAGE);
+            for (j = 0; j < k && j < STATUS_MAX_DAMAGE; j++)
+                json_array_append_new(
+                    arr, json_pack("{s:s, s:I, s:I, s:I}", "topic",
+                                   list[i]->name, "partition", (json_int_t)p,
+                                   "from", (json_int_t)d[j].from, "to",
+                                   (json_int_t)d[j].to));
+        }
+    topic_list_free(list, n);
+    return arr;
+}
+
+/* "storage": "ok" | "degraded" with "storage_damage" (see docs/storage.md). */
+static json_t *add_storage_damage(json_t *o, struct http_req *r)
+{
+    json_t *dmg = storage_damage_json(r);
+
+    if (o == NULL) {
+        json_decref(dmg);
+        return NULL;
+    }
+    json_object_set_new(o, "storage", json_string(json_array_size(dmg) > 0
+                                                      ? "degraded"
+                                                      : "ok"));
+    json_object_set_new(o, "storage_damage", dmg);
+    return o;
+}
+
 static json_t *status_json(struct http_req *r, const struct node_status *st)
 {
     time_t now = time(NULL);
@@ -53,7 +96,7 @@ static json_t *status_json(struct http_req *r, const struct node_status *st)
     /* The two message counters let one node's dashboard show cluster-wide
      * rates from /cluster/overview (a follower's produces count on the
      * leader). */
-    return json_pack(
+    return add_storage_damage(json_pack(
         "{s:I, s:s, s:s, s:I, s:o, s:I, s:I, s:I, s:o, s:I, s:I, s:I, s:I}",
         "node_id",
         (json_int_t)st->node_id, "mode", st->cluster ? "cluster" : "standalone",
@@ -64,7 +107,8 @@ static json_t *status_json(struct http_req *r, const struct node_status *st)
         (json_int_t)topic_count(r), "uptime_s",
         (json_int_t)(now - st->started_ms / 1000), "produced_messages_total",
         (json_int_t)metrics_get(MET_PRODUCE_MESSAGES),
-        "fetched_messages_total", (json_int_t)metrics_get(MET_FETCH_MESSAGES));
+        "fetched_messages_total", (json_int_t)metrics_get(MET_FETCH_MESSAGES)),
+        r);
 }
 
 /* "storage_writable", and "storage_error" (a sentence, no paths) when

@@ -274,6 +274,7 @@ static int claim_write_range(struct http_req *r, struct topic *t,
                              size_t *count)
 {
     struct partition_read_result res = {0};
+    struct partition_damage d;
     char errmsg[BRK_ERRMSG_LEN];
     size_t i;
     int rv;
@@ -286,6 +287,12 @@ static int claim_write_range(struct http_req *r, struct topic *t,
         http_write_message(b, &res.recs[i], c->partition, true);
         (*count)++;
     }
+    /* A read stops short at a damaged range: the claim must not look
+     * complete without those records. */
+    if (rv == 0 && res.n < c->to - c->from &&
+        partition_damage_at(t->partitions[c->partition],
+                            res.n ? res.next_offset : c->from, &d))
+        rv = BRK_ECORRUPT;
     partition_read_result_free(&res);
     return rv == BRK_EOFFSET_RANGE ? 0 : rv; /* removed by retention meanwhile */
 }

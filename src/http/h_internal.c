@@ -48,6 +48,11 @@ enum MHD_Result h_internal_records(struct http_req *r)
                         errmsg);
     partition_stats(t->partitions[p], &st);
     topic_put(t);
+    if (rv == BRK_ECORRUPT) {
+        /* Never bad records to a peer; and no local paths in the answer. */
+        snprintf(errmsg, sizeof(errmsg), "records from offset %llu failed "
+                 "their checks on this node", (unsigned long long)from);
+    }
     if (rv != 0) {
         partition_read_result_free(&res);
         /* The range lets a catching-up node restart at our log start. */

@@ -439,6 +439,32 @@ static enum MHD_Result fetch_range_error(struct http_req *r, int code,
         msg);
 }
 
+/* 500 corrupt naming the damaged range by offsets only: the detail, with
+ * file names and positions, goes to the log. */
+static enum MHD_Result fetch_corrupt(struct http_req *r, struct partition *p,
+                                     const char *detail)
+{
+    struct partition_damage d;
+    char msg[TOPIC_NAME_MAX + 128];
+
+    if (!partition_damage_at(p, r->off, &d)) {
+        log_error("fetch %s/%u at %llu: %s", r->topic->name, r->part,
+                  (unsigned long long)r->off, detail);
+        return http_reply_error(r, BRK_ECORRUPT, "the records at offset %llu "
+                                "of %s/%u failed their checks on this node",
+                                (unsigned long long)r->off, r->topic->name,
+                                r->part);
+    }
+    snprintf(msg, sizeof(msg), "offsets [%llu, %llu) of %s/%u are damaged "
+             "on this node", (unsigned long long)d.from,
+             (unsigned long long)d.to, r->topic->name, r->part);
+    return http_reply_error_with(
+        r, BRK_ECORRUPT,
+        json_pack("{s:I, s:I}", "from", (json_int_t)d.from, "to",
+                  (json_int_t)d.to),
+        msg);
+}
+
 static enum MHD_Result fetch_reply(struct http_req *r)
 {
     struct partition *p;
@@ -460,6 +486,8 @@ static enum MHD_Result fetch_reply(struct http_req *r)
     if (rv == BRK_EOFFSET_RANGE)
         return fetch_range_error(r, rv, &st, "offset is outside the "
                                  "partition's range");
+    if (rv == BRK_ECORRUPT)
+        return fetch_corrupt(r, p, errmsg);
     if (rv != 0)
         return http_reply_error(r, rv, "%s", errmsg);
     buf_init(&b);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "broker/metrics.h"
+#include "broker/scrub.h"
 #include "http_internal.h"
 
 enum MHD_Result h_healthz(struct http_req *r)
@@ -48,6 +49,11 @@ static void render_storage(struct http_req *r, struct buf *b)
                   "# HELP broker_disk_bytes Bytes of segment files.\n"
                   "# TYPE broker_disk_bytes gauge\nbroker_disk_bytes %llu\n",
                n, parts, (unsigned long long)bytes);
+    buf_printf(b, "# HELP broker_storage_damaged_ranges Damaged ranges known "
+                  "on this node, not repaired yet.\n"
+                  "# TYPE broker_storage_damaged_ranges gauge\n"
+                  "broker_storage_damaged_ranges %zu\n",
+               storage_damaged_ranges(r->srv->deps.st->topics));
 }
 
 static void gauge(struct buf *b, const char *name, const char *help,

@@ -38,6 +38,7 @@
 #include "broker/fsutil.h"
 #include "broker/log.h"
 #include "segment.h"
+#include "storage_internal.h"
 
 #define PARTITION_DEFAULT_SEGMENT_SIZE (1ull << 30)
 
@@ -67,6 +68,18 @@ struct partition {
     uint64_t last_cmd_index;   /* of the last written record */
     bool dir_dirty;            /* a segment was created or deleted */
     bool sync_failed;          /* an fsync failed: durability is unknown */
+    struct part_damage *damage; /* known damaged runs, ascending offsets */
+    size_t n_damage, cap_damage;
+    uint64_t repairs; /* repairs done: a verification that read before
+                         one may not publish what it found */
+};
+
+/* A damaged run found by the verification, with a reference on its
+ * segment so that a repair can tell it is still the same file. */
+struct part_damage {
+    struct segment *seg;
+    struct segment_damage d;
+    bool missing; /* no file holds [from, to): a gap after @seg */
 };
 
 /* ==== Segment list ==== */
@@ -133,6 +146,32 @@ static int check_continuity(const struct segment *prev, const struct segment *s,
                     prev->next_offset < s->base_offset ? "gap" : "overlap");
 }
 
+static int damage_reserve(struct partition *p, size_t extra);
+
+/* Records between two segments are missing (a segment file was lost): the
+ * partition still opens, with the gap as a damaged range that reads
+ * refuse and a repair from a peer can fill (repair.c). */
+static int note_gap(struct partition *p, struct segment *prev,
+                    const struct segment *s, char *errmsg)
+{
+    struct part_damage *d;
+
+    log_error("%s: offsets [%" PRIu64 ", %" PRIu64 ") are missing: %s ends "
+              "at %" PRIu64 " but %s starts at %" PRIu64, p->dir,
+              prev->next_offset, s->base_offset, prev->name,
+              prev->next_offset, s->name, s->base_offset);
+    if (damage_reserve(p, 1) != 0) {
+        return brk_errf(errmsg, BRK_ENOMEM, "out of memory");
+    }
+    d = &p->damage[p->n_damage++];
+    segment_ref(prev);
+    d->seg = prev;
+    d->d = (struct segment_damage){prev->next_offset, s->base_offset,
+                                   prev->size, prev->size};
+    d->missing = true;
+    return 0;
+}
+
 static int load_segments(struct partition *p, const uint64_t *bases, size_t n,
                          struct partition_recovery *rec, char *errmsg)
 {
@@ -152,14 +191,23 @@ static int load_segments(struct partition *p, const uint64_t *bases, size_t n,
             return brk_errf(errmsg, BRK_ENOMEM, "load %s: out of memory",
                             s->name);
         }
+        if (info.damaged) {
+            /* Its records end where the next segment starts; which of
+             * them are bad the background verification finds out. */
+            s->next_offset = bases[i + 1];
+        }
         rec->truncated_bytes += info.truncated_bytes;
         rec->indexes_rebuilt += info.index_rebuilt ? 1 : 0;
         rec->segments++;
-        if (i > 0) {
+        if (i > 0 && p->segs[i - 1]->next_offset < s->base_offset) {
+            rec->missing_records +=
+                s->base_offset - p->segs[i - 1]->next_offset;
+            rc = note_gap(p, p->segs[i - 1], s, errmsg);
+        } else if (i > 0) {
             rc = check_continuity(p->segs[i - 1], s, errmsg);
-            if (rc != 0) {
-                return rc;
-            }
+        }
+        if (rc != 0) {
+            return rc;
         }
     }
     return 0;
@@ -329,6 +377,10 @@ void partition_close(struct partition *p)
     for (i = 0; i < p->n_segs; i++) {
         segment_unref(p->segs[i]);
     }
+    for (i = 0; i < p->n_damage; i++) {
+        segment_unref(p->damage[i].seg);
+    }
+    free(p->damage);
     if (p->dirfd >= 0) {
         close(p->dirfd);
     }
@@ -538,6 +590,405 @@ int partition_sync(struct partition *p, char *errmsg)
     return 0;
 }
 
+/* ==== Damage (found by verify.c) ==== */
+
+/* Under the mutex: whether @s is still listed. */
+static bool listed(const struct partition *p, const struct segment *s)
+{
+    return p->n_segs > 0 && p->segs[find_segment(p, s->base_offset)] == s;
+}
+
+/* Under the mutex: forget the damage of segments retention or a reset
+ * removed, and below the log start. */
+static void damage_prune(struct partition *p)
+{
+    size_t i, k = 0;
+
+    for (i = 0; i < p->n_damage; i++) {
+        if (listed(p, p->damage[i].seg) &&
+            p->damage[i].d.to > p->log_start_offset) {
+            p->damage[k++] = p->damage[i];
+        } else {
+            segment_unref(p->damage[i].seg);
+        }
+    }
+    p->n_damage = k;
+}
+
+/* Under the mutex: drop the runs emptied by a repair. */
+static void damage_drop_empty(struct partition *p)
+{
+    size_t i, k = 0;
+
+    for (i = 0; i < p->n_damage; i++) {
+        if (p->damage[i].d.to > p->damage[i].d.from) {
+            p->damage[k++] = p->damage[i];
+        } else {
+            segment_unref(p->damage[i].seg);
+        }
+    }
+    p->n_damage = k;
+}
+
+static void damage_clear(struct partition *p)
+{
+    size_t i;
+
+    for (i = 0; i < p->n_damage; i++) {
+        segment_unref(p->damage[i].seg);
+    }
+    p->n_damage = 0;
+}
+
+/* Under the mutex: the first damaged range that ends after @offset. */
+static void damage_next(struct partition *p, uint64_t offset,
+                        struct partition_damage *out)
+{
+    size_t i;
+
+    damage_prune(p);
+    for (i = 0; i < p->n_damage; i++) {
+        if (p->damage[i].d.to > offset) {
+            out->from = p->damage[i].d.from;
+            out->to = p->damage[i].d.to;
+            return;
+        }
+    }
+}
+
+static int damage_cmp(const void *a, const void *b)
+{
+    const struct part_damage *x = a, *y = b;
+
+    return x->d.from < y->d.from ? -1 : x->d.from > y->d.from;
+}
+
+static bool damage_known(const struct part_damage *v, size_t n,
+                         const struct segment *s,
+                         const struct segment_damage *d)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (v[i].seg == s && v[i].d.from == d->from && v[i].d.to == d->to) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Under the mutex: room for @extra more runs. */
+static int damage_reserve(struct partition *p, size_t extra)
+{
+    size_t cap = p->cap_damage ? p->cap_damage : 4;
+    void *v;
+
+    while (cap < p->n_damage + extra) {
+        cap *= 2;
+    }
+    if (cap == p->cap_damage) {
+        return 0;
+    }
+    v = realloc(p->damage, cap * sizeof(*p->damage));
+    if (v == NULL) {
+        return BRK_ENOMEM;
+    }
+    p->damage = v;
+    p->cap_damage = cap;
+    return 0;
+}
+
+size_t partition_damage_set(struct partition *p, struct segment *s,
+                            const struct segment_damage *d, size_t n,
+                            bool *fresh_out, uint64_t repairs)
+{
+    struct part_damage *old;
+    size_t i, k = 0, n_old, fresh = 0;
+
+    pthread_mutex_lock(&p->mu);
+    damage_prune(p);
+    if (!listed(p, s) || p->repairs != repairs ||
+        damage_reserve(p, n) != 0) {
+        pthread_mutex_unlock(&p->mu);
+        return 0;
+    }
+    /* Keep other segments' runs; count which of @d are new. */
+    old = malloc((p->n_damage + 1) * sizeof(*old));
+    n_old = p->n_damage;
+    if (old != NULL && n_old > 0) {
+        memcpy(old, p->damage, n_old * sizeof(*old));
+    }
+    /* Gaps after @s are not in its file: the verification cannot see
+     * them, they stay. */
+    for (i = 0; i < p->n_damage; i++) {
+        if (p->damage[i].seg != s || p->damage[i].missing) {
+            p->damage[k++] = p->damage[i];
+        }
+    }
+    for (i = 0; i < n; i++) {
+        bool is_new = old == NULL || !damage_known(old, n_old, s, &d[i]);
+
+        fresh += is_new ? 1 : 0;
+        if (fresh_out != NULL) {
+            fresh_out[i] = is_new;
+        }
+        segment_ref(s);
+        p->damage[k].seg = s;
+        p->damage[k].missing = false;
+        p->damage[k++].d = d[i];
+    }
+    for (i = 0; i < n_old; i++) {
+        if (old != NULL && old[i].seg == s && !old[i].missing) {
+            segment_unref(s);
+        }
+    }
+    p->n_damage = k;
+    qsort(p->damage, p->n_damage, sizeof(*p->damage), damage_cmp);
+    pthread_mutex_unlock(&p->mu);
+    free(old);
+    return fresh;
+}
+
+size_t partition_damage(struct partition *p, struct partition_damage *out,
+                        size_t max)
+{
+    size_t i, n;
+
+    pthread_mutex_lock(&p->mu);
+    damage_prune(p);
+    n = p->n_damage;
+    for (i = 0; i < n && i < max; i++) {
+        out[i].from = p->damage[i].d.from;
+        out[i].to = p->damage[i].d.to;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+bool partition_damage_at(struct partition *p, uint64_t offset,
+                         struct partition_damage *out)
+{
+    struct partition_damage d = {0, 0};
+
+    pthread_mutex_lock(&p->mu);
+    damage_next(p, offset, &d);
+    pthread_mutex_unlock(&p->mu);
+    if (d.to > d.from && d.from <= offset) {
+        *out = d;
+        return true;
+    }
+    return false;
+}
+
+bool partition_damage_find(struct partition *p, uint64_t from, uint64_t to,
+                           struct segment **s, struct segment_damage *d,
+                           bool *is_active, bool *missing)
+{
+    size_t i;
+    bool found = false;
+
+    pthread_mutex_lock(&p->mu);
+    damage_prune(p);
+    for (i = 0; i < p->n_damage && !found; i++) {
+        if (p->damage[i].d.from == from && p->damage[i].d.to == to) {
+            *s = p->damage[i].seg;
+            *d = p->damage[i].d;
+            *is_active = *s == active(p);
+            *missing = p->damage[i].missing;
+            segment_ref(*s);
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return found;
+}
+
+bool partition_damage_drop(struct partition *p, struct segment *s,
+                           uint64_t from, uint64_t to)
+{
+    bool found = false;
+    size_t i;
+
+    pthread_mutex_lock(&p->mu);
+    for (i = 0; i < p->n_damage; i++) {
+        if (p->damage[i].seg == s && p->damage[i].d.from == from &&
+            p->damage[i].d.to == to && !p->damage[i].missing) {
+            p->damage[i].d.to = from; /* dropped below */
+            found = true;
+        }
+    }
+    p->repairs++;
+    damage_drop_empty(p);
+    pthread_mutex_unlock(&p->mu);
+    return found;
+}
+
+/* ==== For verify.c and repair.c ==== */
+
+bool partition_snap_next(struct partition *p, bool have_after, uint64_t after,
+                         struct segment_snap *out)
+{
+    struct segment *s = NULL;
+    size_t i;
+
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&p->mu);
+    for (i = 0; i < p->n_segs && s == NULL; i++) {
+        if (!have_after || p->segs[i]->base_offset > after) {
+            s = p->segs[i];
+        }
+    }
+    if (s != NULL) {
+        out->index = malloc((s->index_n + 1) * sizeof(*out->index));
+        if (out->index == NULL) {
+            s = NULL;
+        }
+    }
+    if (s != NULL) {
+        segment_ref(s);
+        out->s = s;
+        out->size = s->size;
+        out->next_offset = s->next_offset;
+        out->index_n = s->index_n;
+        if (s->index_n > 0) {
+            memcpy(out->index, s->index, s->index_n * sizeof(*out->index));
+        }
+        out->active = s == active(p);
+        out->repairs = p->repairs;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return s != NULL;
+}
+
+void segment_snap_free(struct segment_snap *sn)
+{
+    if (sn->s != NULL) {
+        segment_unref(sn->s);
+    }
+    free(sn->index);
+    memset(sn, 0, sizeof(*sn));
+}
+
+bool partition_index_swap(struct partition *p, struct segment *s,
+                          struct segment_index_entry *idx, size_t n)
+{
+    struct segment_index_entry *old = NULL;
+    bool ok;
+
+    pthread_mutex_lock(&p->mu);
+    ok = listed(p, s) && s != active(p);
+    if (ok) {
+        old = s->index;
+        s->index = idx;
+        s->index_n = s->index_cap = n;
+    }
+    pthread_mutex_unlock(&p->mu);
+    free(old);
+    return ok;
+}
+
+int partition_segment_replace(struct partition *p, struct segment *old,
+                              struct segment *repl, const char *tmp_log,
+                              const char *tmp_index, char *errmsg)
+{
+    char iname[SEGMENT_NAME_MAX];
+    int rc = 0;
+
+    segment_index_name(old->base_offset, iname);
+    pthread_mutex_lock(&p->mu);
+    if (!listed(p, old) || old == active(p)) {
+        rc = brk_errf(errmsg, BRK_ECONFLICT, "%s was deleted or is active",
+                      old->name);
+    } else if (renameat(p->dirfd, tmp_log, p->dirfd, old->name) != 0 ||
+               renameat(p->dirfd, tmp_index, p->dirfd, iname) != 0) {
+        /* Renames are metadata-only and rare: done under the mutex so
+         * that retention cannot delete the segment in between. */
+        rc = brk_errf(errmsg, BRK_EIO, "rename over %s: %s", old->name,
+                      strerror(errno));
+    } else {
+        p->segs[find_segment(p, old->base_offset)] = repl;
+        p->repairs++;
+        p->size_bytes = p->size_bytes - old->size + repl->size;
+        damage_prune(p); /* @old's runs: it is no longer listed */
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (rc != 0) {
+        return rc;
+    }
+    segment_unref(old); /* the list's reference; readers keep theirs */
+    return sync_dir(p, errmsg);
+}
+
+int partition_segment_insert(struct partition *p, struct segment *prev,
+                             struct segment *repl, const char *tmp_log,
+                             const char *tmp_index, char *errmsg)
+{
+    char iname[SEGMENT_NAME_MAX];
+    size_t i = 0, k;
+    int rc = 0;
+
+    segment_index_name(repl->base_offset, iname);
+    pthread_mutex_lock(&p->mu);
+    if (listed(p, prev)) {
+        i = find_segment(p, prev->base_offset) + 1;
+    }
+    if (i == 0 || i >= p->n_segs ||
+        p->segs[i]->base_offset != repl->next_offset ||
+        prev->next_offset != repl->base_offset ||
+        faccessat(p->dirfd, repl->name, F_OK, 0) == 0) {
+        rc = brk_errf(errmsg, BRK_ECONFLICT, "the gap after %s changed",
+                      prev->name);
+    } else if (push_segment(p, repl) != 0) {
+        rc = brk_errf(errmsg, BRK_ENOMEM, "out of memory");
+    } else if (renameat(p->dirfd, tmp_log, p->dirfd, repl->name) != 0 ||
+               renameat(p->dirfd, tmp_index, p->dirfd, iname) != 0) {
+        p->n_segs--; /* pushed above: undo */
+        rc = brk_errf(errmsg, BRK_EIO, "rename %s in: %s", repl->name,
+                      strerror(errno));
+    } else {
+        /* push_segment put it last: move it into place. */
+        memmove(p->segs + i + 1, p->segs + i,
+                (p->n_segs - 1 - i) * sizeof(*p->segs));
+        p->segs[i] = repl;
+        p->size_bytes += repl->size;
+        p->repairs++;
+        for (k = 0; k < p->n_damage; k++) {
+            if (p->damage[k].seg == prev && p->damage[k].missing &&
+                p->damage[k].d.from == repl->base_offset) {
+                p->damage[k].d.to = p->damage[k].d.from; /* dropped below */
+            }
+        }
+        damage_drop_empty(p);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return rc != 0 ? rc : sync_dir(p, errmsg);
+}
+
+bool partition_segment_listed(struct partition *p, struct segment *s)
+{
+    bool yes;
+
+    pthread_mutex_lock(&p->mu);
+    yes = listed(p, s);
+    pthread_mutex_unlock(&p->mu);
+    return yes;
+}
+
+int partition_dirfd(const struct partition *p)
+{
+    return p->dirfd;
+}
+
+const char *partition_dir(const struct partition *p)
+{
+    return p->dir;
+}
+
+uint32_t partition_index_interval(const struct partition *p)
+{
+    return p->index_interval;
+}
+
 /* ==== Read ==== */
 
 /* Where a taken record's fields sit in the read buffer, which may move
@@ -636,6 +1087,12 @@ static int take_records(struct read_ctx *c, const struct segment *s,
 
     *need = 0;
     while (!c->done && c->scan < c->len) {
+        /* Stop before decoding what lies at the limit: a damaged range
+         * starts there. */
+        if (c->next >= c->hw) {
+            c->done = true;
+            return 0;
+        }
         rc = record_decode(c->buf + c->scan, c->len - c->scan, &r, &used);
         if (rc == BRK_ESHORT) {
             *need = used > 0 ? used : 4;
@@ -802,15 +1259,29 @@ static int check_range(struct partition *p, uint64_t offset, struct read_ctx *c,
 {
     uint64_t start;
 
+    struct partition_damage d = {0, 0};
+
     pthread_mutex_lock(&p->mu);
     start = p->log_start_offset;
     c->hw = p->high_watermark;
+    if (p->n_damage > 0) {
+        damage_next(p, offset, &d);
+    }
     pthread_mutex_unlock(&p->mu);
     if (offset < start || offset > c->hw) {
         return brk_errf(errmsg, BRK_EOFFSET_RANGE,
                         "offset %" PRIu64 " is outside [%" PRIu64 ", %" PRIu64
                         "]",
                         offset, start, c->hw);
+    }
+    if (d.to > d.from && d.from <= offset) {
+        return brk_errf(errmsg, BRK_ECORRUPT,
+                        "offsets [%" PRIu64 ", %" PRIu64 ") are damaged",
+                        d.from, d.to);
+    }
+    /* A read that starts before a damaged range stops at it. */
+    if (d.to > d.from && d.from < c->hw) {
+        c->hw = d.from;
     }
     return 0;
 }
@@ -1091,6 +1562,7 @@ int partition_reset(struct partition *p, uint64_t base, char *errmsg)
         for (i = 0; i < n; i++)
             segment_unref(old[i]);
         free(old);
+        damage_clear(p);
         summarize(p);
         p->dir_dirty = true;
     }

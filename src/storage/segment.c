@@ -207,6 +207,24 @@ err:
     return rc;
 }
 
+int segment_open_raw(int dirfd, const char *dir, const char *name,
+                     uint64_t base, uint32_t index_interval,
+                     struct segment **out, char *errmsg)
+{
+    struct segment *s = segment_alloc(dir, base, index_interval);
+
+    if (s == NULL) {
+        return brk_errf(errmsg, BRK_ENOMEM, "open %s: out of memory", name);
+    }
+    s->fd = openat(dirfd, name, O_RDWR | O_CLOEXEC);
+    if (s->fd < 0) {
+        segment_unref(s);
+        return brk_errf(errmsg, BRK_EIO, "open %s: %s", name, strerror(errno));
+    }
+    *out = s;
+    return 0;
+}
+
 /* ==== Reading ==== */
 
 /* pread exactly @len bytes. Returns 0, an errno value, or -1 at EOF. */
@@ -610,22 +628,63 @@ static int load_newest(struct segment *s, int dirfd, uint64_t size,
     return 0;
 }
 
-/* Rebuild an older segment's index by scanning the whole .log. Any bad
- * record here is corruption we cannot repair: later segments follow it. */
+/* An older segment with a bad record: read past the damage once (rare) so
+ * that its index reaches the records after it, and its newest timestamp
+ * and last cmd_index are those of its last good record, not of the last
+ * one before the damage (replay and retention rely on them). The damaged
+ * ranges themselves are reported by the background verification. */
+static int load_damaged(struct segment *s, char *errmsg)
+{
+    struct segment_verify v = {.end = s->size, .end_offset = UINT64_MAX};
+    int rc = segment_verify(s, &v, errmsg);
+
+    if (rc == 0) {
+        free(s->index);
+        s->index = v.rebuilt;
+        s->index_n = v.rebuilt_n;
+        s->index_cap = v.rebuilt_cap;
+        v.rebuilt = NULL;
+        s->max_timestamp = v.max_timestamp;
+        s->last_cmd_index = v.last_cmd_index;
+    }
+    segment_verify_free(&v);
+    return rc;
+}
+
+/* Rebuild an older segment's index by scanning the whole .log. A bad
+ * record cannot be cut here (later segments follow it): the segment is
+ * loaded as damaged, its size kept whole, and the background verification
+ * finds the damaged range (see verify.c). The index file is left alone
+ * then: the verification writes the one it builds. */
 static int rebuild_older(struct segment *s, int dirfd, uint64_t size,
-                         const char *why, char *errmsg)
+                         const char *why, struct segment_load_info *info,
+                         char *errmsg)
 {
     struct scan sc = {0, size, s->base_offset, INT64_MIN, 0, true};
+    char bad[BRK_ERRMSG_LEN];
     int rc;
 
     log_warn("%s: %s: index %s, rebuilding it", s->dir, s->name, why);
     s->index_n = 0;
-    rc = scan_records(s, &sc, errmsg);
+    rc = scan_records(s, &sc, bad);
+    if (rc == BRK_ECORRUPT) {
+        log_error("%s: %s; the segment is damaged, verifying it in the "
+                  "background", s->dir, bad);
+        scan_apply(s, &sc);
+        s->size = size;
+        info->damaged = true;
+        return load_damaged(s, errmsg);
+    }
     if (rc != 0) {
-        return rc;
+        return brk_errf(errmsg, rc, "%s", bad);
     }
     scan_apply(s, &sc);
-    index_write_file(s, dirfd, false);
+    /* Replaced atomically (write beside, fsync, rename): a crash leaves
+     * the old file or the whole new one. */
+    if (segment_index_write_atomic(dirfd, s->base_offset, s->index,
+                                   s->index_n, bad) != 0) {
+        log_warn("%s: %s: cannot write the index: %s", s->dir, s->name, bad);
+    }
     return 0;
 }
 
@@ -652,7 +711,7 @@ static int load_older(struct segment *s, int dirfd, uint64_t size,
         return rc;
     }
     info->index_rebuilt = true;
-    return rebuild_older(s, dirfd, size, why, errmsg);
+    return rebuild_older(s, dirfd, size, why, info, errmsg);
 }
 
 int segment_load(int dirfd, const char *dir, uint64_t base, bool newest,

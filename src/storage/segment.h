@@ -104,6 +104,8 @@ struct segment_batch {
 struct segment_load_info {
     uint64_t truncated_bytes; /* torn or corrupt tail cut off (newest only) */
     bool index_rebuilt;       /* an older segment's index was bad */
+    bool damaged; /* an older segment has a bad record: next_offset is only
+                     that of the last good record before it */
 };
 
 /* Format the file names of the segment based at @base into @buf
@@ -215,6 +217,78 @@ int segment_find(const struct segment *s, uint64_t offset, uint64_t *pos,
  * conservative. */
 int segment_cut(struct segment *s, int dirfd, uint64_t offset, uint64_t pos,
                 uint64_t prev_cmd, char *errmsg);
+/* ==== Verification (verify.c) ==== */
+
+/* A run of bad records in one segment: offsets [from, to) held in the
+ * bytes [pos_from, pos_to) of the .log. */
+struct segment_damage {
+    uint64_t from, to;
+    uint64_t pos_from, pos_to;
+};
+
+/* Called after each chunk read by segment_verify with the bytes read;
+ * returns false to stop early (shutdown). */
+typedef partition_throttle_cb segment_throttle_cb;
+
+/* In and out of segment_verify. */
+struct segment_verify {
+    /* in */
+    uint64_t end;        /* bytes of the .log to verify */
+    uint64_t end_offset; /* offset the segment ends at (one past its last) */
+    const struct segment_index_entry *index; /* index to check, or NULL */
+    size_t index_n;
+    segment_throttle_cb throttle; /* may be NULL */
+    void *arg;
+    /* out */
+    struct segment_index_entry *rebuilt; /* index of the good records */
+    size_t rebuilt_n, rebuilt_cap;
+    struct segment_damage *damage; /* ascending */
+    size_t n_damage, damage_cap;
+    const char *index_why; /* why the index given is wrong; NULL when fine */
+    uint64_t bytes;        /* bytes read */
+    uint64_t next_offset;  /* one past the last good record */
+    int64_t max_timestamp;
+    uint64_t last_cmd_index;
+    bool stopped; /* the throttle said stop: results are partial */
+};
+
+/* Any thread holding a reference, no lock: read the .log of @s up to
+ * v->end and check every record (CRC, offsets contiguous from the base up
+ * to v->end_offset) and that every entry of v->index points at a record
+ * with the offset it names. A bad record starts a damaged run, which ends
+ * at the next position where a valid record with a later offset decodes
+ * (or at v->end). Free with segment_verify_free. Errors: BRK_EIO,
+ * BRK_ENOMEM (damage is not an error). */
+int segment_verify(const struct segment *s, struct segment_verify *v,
+                   char *errmsg);
+void segment_verify_free(struct segment_verify *v);
+
+/* Whether the .index file of the segment based at @base holds exactly
+ * @idx (@n entries). */
+bool segment_index_file_equals(int dirfd, uint64_t base,
+                               const struct segment_index_entry *idx,
+                               size_t n);
+
+/* Replace the .index of the segment based at @base with @idx atomically:
+ * write "<name>.tmp", fsync, rename over, fsync the directory. */
+int segment_index_write_atomic(int dirfd, uint64_t base,
+                               const struct segment_index_entry *idx,
+                               size_t n, char *errmsg);
+
+/* Write @idx to the file @name in @dirfd and fsync it. */
+int segment_index_write_file(int dirfd, const char *name,
+                             const struct segment_index_entry *idx, size_t n,
+                             char *errmsg);
+
+/* Open the file @name in @dirfd read/write as a segment based at @base,
+ * with nothing loaded (for verifying a rewritten file). */
+int segment_open_raw(int dirfd, const char *dir, const char *name,
+                     uint64_t base, uint32_t index_interval,
+                     struct segment **out, char *errmsg);
+
+/* Writer or repair: set @s's state from a clean segment_verify of it and
+ * take over its rebuilt index (v->rebuilt becomes NULL). */
+void segment_adopt_verify(struct segment *s, struct segment_verify *v);
 
 /* ==== Test hooks ==== */
 
