@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "broker/err.h"
+#include "broker/fsutil.h"
 #include "broker/log.h"
 
 /* Smallest encoded record; bounds how many index entries a file can need. */
@@ -578,7 +579,8 @@ static int cut_tail(struct segment *s, uint64_t keep, uint64_t size,
     log_warn("%s: %s; cutting %" PRIu64 " bytes at position %" PRIu64
              " to recover",
              s->dir, why, size - keep, keep);
-    if (ftruncate(s->fd, (off_t)keep) != 0 || fsync(s->fd) != 0) {
+    if (ftruncate(s->fd, (off_t)keep) != 0 ||
+        fsutil_fsync_fd(s->fd, s->dir, s->name, false) != 0) {
         return brk_errf(errmsg, BRK_EIO, "truncate %s to %" PRIu64 ": %s",
                         s->name, keep, strerror(errno));
     }
@@ -865,7 +867,7 @@ void segment_commit(struct segment *s, const struct segment_batch *b)
 
 int segment_sync(struct segment *s, char *errmsg)
 {
-    if (fdatasync(s->fd) != 0) {
+    if (fsutil_fsync_fd(s->fd, s->dir, s->name, true) != 0) {
         return brk_errf(errmsg, BRK_EIO, "fdatasync %s: %s", s->name,
                         strerror(errno));
     }
