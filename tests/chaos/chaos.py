@@ -49,7 +49,7 @@ TOPIC = "chaos"
 PARTITIONS = 3
 GROUP = "chaos-g"
 REQ_TIMEOUT = 6.0        # > the 5 s a follower retries a relay
-HEAL_TIMEOUT = 40.0      # healed cluster -> leader, members, identical
+HEAL_TIMEOUT = 30.0      # healed cluster -> leader, identical replicas
 
 
 # ---------------------------------------------------------------- nodes
