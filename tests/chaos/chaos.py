@@ -741,7 +741,7 @@ def max_gap(times, start, end):
 
 # ---------------------------------------------------------------- runner
 
-def run_one(nem_cls, seconds, seed, net, verbose):
+def run_one(nem_cls, seconds, seed, net, verbose, config=None):
     nem = nem_cls()
     res = Result(nem.name)
     res.finding = nem.finding
@@ -757,7 +757,8 @@ def run_one(nem_cls, seconds, seed, net, verbose):
                                                    time.monotonic() - t0,
                                                    msg))
 
-    c = ChaosCluster(3, nem.overrides, net, "chaos-" + nem.name)
+    c = ChaosCluster(3, ch.deep_merge(config, nem.overrides), net,
+                     "chaos-" + nem.name)
     hist = History()
     work = None
     try:
@@ -882,6 +883,9 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--no-netns", action="store_true",
                     help="all nodes on 127.0.0.1 (partition is skipped)")
+    ap.add_argument("--config", type=json.loads, default=None,
+                    help="JSON object merged into every node's config, "
+                    "e.g. '{\"digest_interval\": \"2s\"}'")
     ap.add_argument("--json", help="write the rows to this file")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args(argv)
@@ -907,7 +911,7 @@ def main(argv=None):
     results = []
     try:
         for i, cls in enumerate(chosen):
-            r = run_one(cls, a.seconds, seed + i, net, a.verbose)
+            r = run_one(cls, a.seconds, seed + i, net, a.verbose, a.config)
             results.append(r)
             print("chaos: %-13s %s" % (r.name, "ok" if r.ok() else "FAIL"),
                   flush=True)
