@@ -904,7 +904,11 @@ def main(argv=None):
     net = None
     ok, why = netns.available()
     if ok and not a.no_netns:
-        net = netns.Net()
+        try:
+            net = netns.Net()
+        except RuntimeError as e:
+            print("chaos: no network namespaces (%s): nodes on 127.0.0.1"
+                  % e, flush=True)
     elif not a.no_netns:
         print("chaos: no network namespaces (%s): nodes on 127.0.0.1"
               % why, flush=True)

@@ -12,6 +12,7 @@ traffic never leaves the machine. Everything is removed by close(), at
 exit too."""
 import atexit
 import os
+import re
 import subprocess
 
 _live = []
@@ -37,10 +38,29 @@ def available():
     return True, ""
 
 
+def remove_stale():
+    """Namespaces and links left by a run that was killed (ch<pid>...,
+    with <pid> no longer alive)."""
+    r = _ip("-o", "link", "show", check=False)
+    names = [ln.split(":")[1].strip().split("@")[0]
+             for ln in r.stdout.splitlines() if ":" in ln]
+    r = _ip("netns", "list", check=False)
+    names += [ln.split()[0] for ln in r.stdout.splitlines() if ln.strip()]
+    for name in names:
+        m = re.match(r"^ch(\d+)(br|h\d+|n\d+)$", name)
+        if not m or os.path.exists("/proc/%s" % m.group(1)):
+            continue
+        if m.group(2).startswith("n"):
+            _ip("netns", "del", name, check=False)
+        else:
+            _ip("link", "del", name, check=False)
+
+
 class Net:
     def __init__(self):
         pid = os.getpid()
-        self.tag = "ch%d" % (pid % 100000)
+        remove_stale()
+        self.tag = "ch%d" % pid
         self.subnet = "10.213.%d" % (pid % 200 + 20)
         self.bridge = self.tag + "br"
         self.slots = set()
