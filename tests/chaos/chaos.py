@@ -424,7 +424,12 @@ class Partition(Nemesis):
         ids = sorted(x.c.members)
         lone = x.random_member(0.5).node_id
         rest = [i for i in ids if i != lone]
-        if x.rng.random() < 0.3 and len(rest) >= 2:
+        if len(ids) >= 5 and x.rng.random() < 0.4:
+            minority = x.rng.sample(ids, len(ids) // 2)
+            majority = [i for i in ids if i not in minority]
+            x.log("split %s | %s" % (minority, majority))
+            x.c.net.partition(minority, majority)
+        elif x.rng.random() < 0.3 and len(rest) >= 2:
             # a bridge: `lone` sees everyone, the others not each other
             x.log("bridge through node %d" % lone)
             x.c.net.cut(rest[0], rest[1])
@@ -741,7 +746,7 @@ def max_gap(times, start, end):
 
 # ---------------------------------------------------------------- runner
 
-def run_one(nem_cls, seconds, seed, net, verbose, config=None):
+def run_one(nem_cls, seconds, seed, net, verbose, config=None, size=3):
     nem = nem_cls()
     res = Result(nem.name)
     res.finding = nem.finding
@@ -757,7 +762,7 @@ def run_one(nem_cls, seconds, seed, net, verbose, config=None):
                                                    time.monotonic() - t0,
                                                    msg))
 
-    c = ChaosCluster(3, ch.deep_merge(config, nem.overrides), net,
+    c = ChaosCluster(size, ch.deep_merge(config, nem.overrides), net,
                      "chaos-" + nem.name)
     hist = History()
     work = None
@@ -783,8 +788,14 @@ def run_one(nem_cls, seconds, seed, net, verbose, config=None):
             time.sleep(rng.uniform(*nem.rest))
         phase_end = time.monotonic()
         heal_all(x)
-        # Writes go on for a moment on the healed cluster, then stop.
-        time.sleep(1.5)
+        # The healed cluster must take writes again: wait for some acks
+        # after the heal (bounded), then stop the clients.
+        healed = time.monotonic()
+        if not ch.poll(lambda: sum(t > healed + 0.5
+                                   for t in hist.ack_times[-200:]) >= 50,
+                       HEAL_TIMEOUT):
+            res.error = ("no writes acknowledged within %.0f s of healing"
+                         "\n%s" % (HEAL_TIMEOUT, c.summary()))
         work.finish()
         x.check_crashes()
         res.row["max_unavail_s"] = round(max_gap(hist.ack_times,
@@ -875,12 +886,14 @@ def print_table(results, out=sys.stdout):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(
-        description="Fault injection against a 3-node cluster.")
+        description="Fault injection against a 3- or 5-node cluster.")
     ap.add_argument("nemeses", nargs="*", help="names (default: --all)")
     ap.add_argument("--all", action="store_true", help="every nemesis")
     ap.add_argument("--seconds", type=float, default=5,
                     help="fault phase per nemesis (default 5)")
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--nodes", type=int, default=3, choices=(3, 5),
+                    help="cluster size (default 3)")
     ap.add_argument("--no-netns", action="store_true",
                     help="all nodes on 127.0.0.1 (partition is skipped)")
     ap.add_argument("--config", type=json.loads, default=None,
@@ -899,8 +912,8 @@ def main(argv=None):
                      % (", ".join(bad), ", ".join(by_name)))
         chosen = [by_name[n] for n in a.nemeses]
     seed = a.seed if a.seed is not None else random.randrange(1 << 30)
-    print("chaos: seed %d, %.0f s per nemesis, broker %s"
-          % (seed, a.seconds, ch.BROKER_BIN), flush=True)
+    print("chaos: seed %d, %d nodes, %.0f s per nemesis, broker %s"
+          % (seed, a.nodes, a.seconds, ch.BROKER_BIN), flush=True)
     net = None
     ok, why = netns.available()
     if ok and not a.no_netns:
@@ -915,7 +928,8 @@ def main(argv=None):
     results = []
     try:
         for i, cls in enumerate(chosen):
-            r = run_one(cls, a.seconds, seed + i, net, a.verbose, a.config)
+            r = run_one(cls, a.seconds, seed + i, net, a.verbose, a.config,
+                        a.nodes)
             results.append(r)
             print("chaos: %-13s %s" % (r.name, "ok" if r.ok() else "FAIL"),
                   flush=True)
