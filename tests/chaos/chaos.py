@@ -762,7 +762,7 @@ def run_one(nem_cls, seconds, seed, net, verbose, config=None, size=3):
                                                    time.monotonic() - t0,
                                                    msg))
 
-    c = ChaosCluster(size, ch.deep_merge(config, nem.overrides), net,
+    c = ChaosCluster(size, ch.deep_merge(config or {}, nem.overrides), net,
                      "chaos-" + nem.name)
     hist = History()
     work = None
