@@ -144,12 +144,16 @@ class History:
             self.problems.append((kind, text))
 
 
-def value_key(v):
-    """("w3", 17) for "w3-17", None for something not written by us."""
-    if not isinstance(v, str) or not v.startswith("w") or "-" not in v:
-        return None
-    w, _, s = v.partition("-")
-    return (w, int(s)) if w[1:].isdigit() and s.isdigit() else None
+class Snap:
+    """A copy of a History's collections, safe to iterate."""
+
+    def __init__(self, h):
+        self.values = dict(h.values)
+        self.acked = dict(h.acked)
+        self.writer_acks = {w: list(a) for w, a in h.writer_acks.items()}
+        self.reads = list(h.reads)
+        self.claims = list(h.claims)
+        self.problems = list(h.problems)
 
 
 # ---------------------------------------------------------------- workload
@@ -647,6 +651,8 @@ def read_all(node):
 
 def check(res, hist, views):
     """views: {node id: read_all(...)}. Fills res."""
+    with hist.lock:   # a client thread stuck past finish() may still write
+        hist = Snap(hist)
     good = {i: v for i, v in views.items() if isinstance(v, dict)}
     for i, v in views.items():
         if not isinstance(v, dict):
