@@ -539,6 +539,12 @@ class FileDamage(Nemesis):
         raise NotImplementedError
 
     def inject(self, x):
+        down = [m.node_id for m in x.c.member_nodes() if not m.up()]
+        if down:
+            # A node that could not start again stays down: damaging a
+            # second one would be a majority, not what this tests.
+            x.log("no damage while node(s) %s are down" % down)
+            return False
         n = x.random_member(0.3)
         x.kill(n)
         what = self.damage(x, n)
@@ -786,8 +792,8 @@ def run_one(nem_cls, seconds, seed, net, verbose, config=None, size=3):
         end = phase_start + seconds
         while time.monotonic() < end:
             x.check_crashes()
-            nem.inject(x)
-            res.row["injections"] += 1
+            if nem.inject(x) is not False:
+                res.row["injections"] += 1
             time.sleep(rng.uniform(*nem.hold))
             nem.heal(x)
             x.check_crashes()
