@@ -31,11 +31,19 @@ struct cmd_record {
     uint32_t headers_len;
 };
 
+/* A committed offset, or with partition CMD_PARTITION_ALL a reset of
+ * every partition of the topic, resolved at apply from each partition's
+ * own data: offset CMD_RESET_EARLIEST, CMD_RESET_LATEST, or else a
+ * timestamp (ms). Plain offsets are at most INT64_MAX, so the encoding of
+ * the Raft log stays as it was. */
 struct cmd_offset {
     char topic[TOPIC_NAME_MAX + 1];
     uint32_t partition;
     uint64_t offset;
 };
+#define CMD_PARTITION_ALL UINT32_MAX
+#define CMD_RESET_EARLIEST UINT64_MAX
+#define CMD_RESET_LATEST (UINT64_MAX - 1)
 
 struct cmd {
     enum cmd_type type;
@@ -76,6 +84,7 @@ struct cmd_result {
     size_t n_produced;
     struct cmd_claimed *claimed;     /* claim */
     size_t n_claimed;
+    uint64_t range_start, range_end; /* BRK_EOFFSET_RANGE: the bounds */
 };
 
 void cmd_result_clear(struct cmd_result *r);

@@ -3,6 +3,7 @@
 #ifndef BROKER_CONFIG_H
 #define BROKER_CONFIG_H
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define CONFIG_PATH_MAX 1024
@@ -16,6 +17,7 @@ struct config_server {
     char advertise[CONFIG_ADDR_MAX]; /* host:port; "" = derived, see config_load */
     char log_file[CONFIG_PATH_MAX];  /* "" = stderr */
     char log_level[16];              /* "info" */
+    int64_t max_connections_per_client; /* 0 = no limit */
 };
 
 struct config_cluster {
@@ -31,6 +33,8 @@ struct config_cluster {
     bool check_quorum;               /* true */
     int64_t snapshot_entries;        /* 10000 */
     int64_t compaction_overhead;     /* 5000 */
+    char secret_file[CONFIG_PATH_MAX]; /* "" = no cluster secret */
+    char secret[256];                /* its content, loaded; never logged */
 };
 
 struct config {
@@ -46,6 +50,8 @@ struct config {
     int64_t max_request_bytes;       /* 16777216 */
     int64_t max_storage_size;        /* -1 = none */
     int64_t flush_interval_ms;       /* "flush_interval", 0 = fsync per ack */
+    int64_t digest_interval_ms;      /* "digest_interval", 1m, 0 = off */
+    int64_t digest_chunk;            /* offsets per replica digest chunk */
     struct config_server server;
     struct config_cluster cluster;
     /* Keys present in the file that the broker does not know, for the log. */
@@ -73,8 +79,17 @@ int config_load(struct config *c, const char *path, char *errmsg);
  * form c-raft's TCP transport accepts. */
 bool config_raft_address_valid(const char *s);
 
+/* Resolve "host:port" (a host name or numeric IPv4) to "a.b.c.d:port" in
+ * @out (@cap bytes) with getaddrinfo, IPv4 only (c-raft 0.15's transport
+ * cannot carry IPv6 or names). Returns 0, or -1 with a sentence in @why.
+ * Blocks while resolving: call at start or on an HTTP thread, never on
+ * the loop thread. */
+int config_resolve_raft_address(const char *in, char *out, size_t cap,
+                                char *why, size_t why_cap);
+
 /* Go-style duration: "168h", "30m", "1h30m", "90s", "500ms", "0s", "1.5h".
- * Units ns us ms s m h; no sign; at least one unit. Result rounded down to
+ * Units ns us ms s m h, and d (24h, not in Go: "7d", "1d12h"); no sign;
+ * at least one unit. Result rounded down to
  * whole milliseconds. Returns 0, or -1 for anything else (empty, "10",
  * "1x", "-5s", overflow). */
 int config_parse_duration(const char *s, int64_t *ms);

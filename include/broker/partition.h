@@ -19,6 +19,7 @@ struct partition;
 struct partition_options {
     uint64_t segment_size;   /* roll when a segment would pass this size */
     uint32_t index_interval; /* record bytes between sparse index entries */
+    uint32_t digest_chunk;   /* offsets per replica digest chunk (0: 1024) */
 };
 #define PARTITION_DEFAULT_INDEX_INTERVAL 4096
 
@@ -89,6 +90,15 @@ int partition_read(struct partition *p, uint64_t offset, size_t limit,
                    char *errmsg);
 void partition_read_result_free(struct partition_read_result *r);
 
+/* Any thread. *@offset gets the first visible offset at or past the log
+ * start whose record's timestamp is >= @ts, or the high watermark when no
+ * visible record is that new. Timestamps need not be ordered: segments
+ * whose newest record is older than @ts are skipped unread, and the scan
+ * starts in the first one that is not. BRK_ECORRUPT/BRK_EIO as for
+ * partition_read, with @errmsg. */
+int partition_find_time(struct partition *p, int64_t ts, uint64_t *offset,
+                        char *errmsg);
+
 /* Any thread. */
 void partition_stats(struct partition *p, struct partition_stats *out);
 
@@ -114,6 +124,20 @@ int partition_truncate_before(struct partition *p, uint64_t before,
  * (log start = high watermark = @base): a replica whose data a snapshot
  * cannot build on. Readers of deleted segments finish safely. */
 int partition_reset(struct partition *p, uint64_t base, char *errmsg);
+
+/* The partition's replica digest (digest.h). Any thread. */
+struct digest *partition_digest(struct partition *p);
+
+/* Writer only. Remove every record at and after @offset (log start <=
+ * @offset; nothing to do at or past next_offset): later segments are
+ * deleted, the one holding @offset is cut (ftruncate) and its index
+ * rewritten, or, when @offset is its base, replaced by a new empty
+ * segment. next_offset and the high watermark become @offset; the replica
+ * digest is cut to match. Used to repair a divergent replica's tail
+ * before re-fetching it. A reader already reading the removed range may
+ * get BRK_ECORRUPT (bytes shorter than it saw); it never gets bad records.
+ * The cut is made durable by the next partition_sync. */
+int partition_cut_tail(struct partition *p, uint64_t offset, char *errmsg);
 
 /* Remove a partition directory and every file in it (after
  * partition_close, or while readers still hold descriptors). */

@@ -68,6 +68,7 @@ int state_open(struct state *s, const struct config *cfg, char *errmsg)
     struct partition_options popt = {
         .segment_size = (uint64_t)cfg->segment_size,
         .index_interval = PARTITION_DEFAULT_INDEX_INTERVAL,
+        .digest_chunk = (uint32_t)cfg->digest_chunk,
     };
     int rv;
 
@@ -317,29 +318,122 @@ static void apply_produce(struct state *s, const struct cmd *c, uint64_t index,
     topic_put(t);
 }
 
-static void apply_commit(struct state *s, const struct cmd *c,
+static uint64_t claim_end(struct partition *p, uint64_t lo, uint64_t hi,
+                          uint64_t index, const struct partition_stats *st);
+
+/* The end of @p as command @index saw it: the high watermark less the
+ * records of later commands, which are on disk already when @index is
+ * replayed after a restart. The same on every replica, whatever batches
+ * its applies came in. */
+static uint64_t end_as_of(struct partition *p, uint64_t index,
+                          struct partition_stats *st)
+{
+    partition_stats(p, st);
+    return claim_end(p, st->log_start_offset, st->high_watermark, index, st);
+}
+
+/* Where a reset of @p to @how (cmd.h CMD_RESET_*, else a timestamp) puts
+ * a group. Earliest is the log start at apply: a replay after retention
+ * moved it lands later, which reads the same records. */
+static int reset_target(struct partition *p, uint64_t how, uint64_t end,
+                        const struct partition_stats *st, uint64_t *off,
+                        char *errmsg)
+{
+    int rv;
+
+    if (how == CMD_RESET_EARLIEST) {
+        *off = st->log_start_offset;
+    } else if (how == CMD_RESET_LATEST) {
+        *off = end;
+    } else {
+        rv = partition_find_time(p, (int64_t)how, off, errmsg);
+        if (rv != 0)
+            return rv;
+    }
+    if (*off > end)
+        *off = end;
+    return 0;
+}
+
+/* One offset to set, once every entry of the commit is resolved. */
+struct commit_set {
+    const char *topic;
+    uint32_t partition;
+    uint64_t offset;
+};
+
+/* Resolve entry @o into @out (one per partition for a reset; *@n grows).
+ * A plain offset above the partition's end is BRK_EOFFSET_RANGE with the
+ * bounds in @res: a group pointed past the end looks healthy but is
+ * stuck (API.md v2). */
+static int commit_resolve(struct topic *t, const struct cmd_offset *o,
+                          uint64_t index, struct commit_set *out, size_t *n,
+                          struct cmd_result *res)
+{
+    struct partition_stats st;
+    uint64_t end, off;
+    uint32_t p;
+    int rv;
+
+    for (p = 0; p < t->n_partitions; p++) {
+        if (o->partition != CMD_PARTITION_ALL && o->partition != p)
+            continue;
+        end = end_as_of(t->partitions[p], index, &st);
+        if (o->partition != CMD_PARTITION_ALL && o->offset > end) {
+            res->range_start = st.log_start_offset;
+            res->range_end = end;
+            return brk_errf(res->errmsg, BRK_EOFFSET_RANGE, "offset %llu is "
+                            "past the end of %s/%u (high watermark %llu)",
+                            (unsigned long long)o->offset, t->name, p,
+                            (unsigned long long)end);
+        }
+        off = o->offset;
+        if (o->partition == CMD_PARTITION_ALL) {
+            rv = reset_target(t->partitions[p], o->offset, end, &st, &off,
+                              res->errmsg);
+            if (rv != 0)
+                return rv;
+        }
+        out[(*n)++] = (struct commit_set){o->topic, p, off};
+    }
+    return 0;
+}
+
+/* Commit offsets (or resets), all or nothing: every entry is resolved and
+ * checked before any is set. */
+static void apply_commit(struct state *s, const struct cmd *c, uint64_t index,
                          struct cmd_result *res, struct state_effects *fx)
 {
-    size_t i;
+    struct commit_set *sets = NULL;
+    size_t i, n = 0, cap = 0;
     struct topic *t;
 
-    /* Validate every entry first: a commit is all-or-nothing. */
-    for (i = 0; i < c->n_offsets; i++) {
+    for (i = 0; i < c->n_offsets && res->err == 0; i++) {
         const struct cmd_offset *o = &c->offsets[i];
         t = topic_registry_get(s->topics, o->topic);
-        if (t == NULL || o->partition >= t->n_partitions) {
+        if (t == NULL || (o->partition != CMD_PARTITION_ALL &&
+                          o->partition >= t->n_partitions)) {
             res->err = brk_errf(res->errmsg,
                                 t ? BRK_EUNKNOWN_PARTITION : BRK_EUNKNOWN_TOPIC,
                                 "unknown topic/partition %s/%u", o->topic,
                                 o->partition);
-            topic_put(t);
-            return;
+        } else if (n + t->n_partitions > cap) {
+            struct commit_set *v;
+            cap = (n + t->n_partitions) * 2;
+            v = realloc(sets, cap * sizeof(*sets));
+            if (v == NULL)
+                res->err = brk_errf(res->errmsg, BRK_ENOMEM, "commit");
+            else
+                sets = v;
         }
+        if (res->err == 0)
+            res->err = commit_resolve(t, o, index, sets, &n, res);
         topic_put(t);
     }
-    for (i = 0; i < c->n_offsets && res->err == 0; i++)
-        res->err = group_commit(s->groups, c->group, c->offsets[i].topic,
-                                c->offsets[i].partition, c->offsets[i].offset);
+    for (i = 0; i < n && res->err == 0; i++)
+        res->err = group_commit(s->groups, c->group, sets[i].topic,
+                                sets[i].partition, sets[i].offset);
+    free(sets);
     fx->groups_changed = true;
 }
 
@@ -475,7 +569,7 @@ void state_apply(struct state *s, const struct cmd *c, uint64_t index,
     case CMD_CREATE_TOPIC: apply_create(s, c, index, res); break;
     case CMD_DELETE_TOPIC: apply_delete(s, c, index, res, fx); break;
     case CMD_PRODUCE: apply_produce(s, c, index, now_ms, res, fx); break;
-    case CMD_COMMIT_OFFSETS: apply_commit(s, c, res, fx); break;
+    case CMD_COMMIT_OFFSETS: apply_commit(s, c, index, res, fx); break;
     case CMD_DELETE_GROUP: apply_delete_group(s, c, res, fx); break;
     case CMD_CLAIM: apply_claim(s, c, index, res, fx); break;
     case CMD_TRUNCATE: apply_truncate(s, c, index, res); break;

@@ -3,10 +3,12 @@
  * (fsm.c) applies them on every node and answers the leader's requests.
  * There is no state-change callback in 0.15, so a short timer polls the
  * role, logs the operator lines and publishes the status. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "broker/addr.h"
 #include "broker/fsutil.h"
 #include "broker/clock.h"
 #include "broker/log.h"
@@ -28,20 +30,29 @@ const char *cluster_member_http(struct node *n, uint64_t id)
     return NULL;
 }
 
-void cluster_set_member(struct node *n, uint64_t id, const char *http)
+int cluster_set_member(struct node *n, uint64_t id, const char *http)
 {
     struct cluster *cl = n->cl;
     int i;
 
     for (i = 0; i < cl->n_members && cl->members[i].id != id; i++)
         ;
+    if (http[0] == '\0') {
+        /* Forget a removed member: its slot goes to later members. */
+        if (i < cl->n_members)
+            cl->members[i] = cl->members[--cl->n_members];
+        return 0;
+    }
+    if (!addr_http_valid(http))
+        return BRK_EINVAL;
     if (i == cl->n_members) {
         if (cl->n_members == NODE_MAX_MEMBERS)
-            return;
+            return BRK_ECONFLICT;
         cl->n_members++;
     }
     cl->members[i].id = id;
     snprintf(cl->members[i].http, sizeof(cl->members[i].http), "%s", http);
+    return 0;
 }
 
 /* ==== status ==== */
@@ -153,9 +164,7 @@ static void note_transitions(struct node *n, int state, uint64_t leader,
         else if (cl->last_state == RAFT_LEADER)
             log_info(LOG_LINE_LOST_LEADERSHIP " (node %llu, term %llu)", id,
                      (unsigned long long)term);
-        if (state == RAFT_CANDIDATE)
-            cl->elections++;
-        cl->last_state = state;
+        cl->last_state = state; /* elections: see count_self_vote */
     }
     if (leader != cl->last_leader && leader != 0) {
         cl->leader_changes++;
@@ -383,6 +392,25 @@ static void tune(struct node *n)
     raft_set_snapshot_trailing(r, (unsigned)cc->compaction_overhead);
 }
 
+/* Counts the elections this node starts. c-raft 0.15 has no state-change
+ * callback, and the status timer's poll misses a candidacy that ends
+ * within one tick (a transfer's election usually does). Every real
+ * election goes through c-raft's electionStart, which persists the new
+ * term and then this node's vote for itself through io->set_vote(io, own
+ * id) before it sends RequestVote; pre-vote rounds persist nothing, and
+ * votes granted to others carry their id. So a successful set_vote with
+ * our own id is exactly one election started here (loop thread). */
+static int count_self_vote(struct raft_io *io, raft_id id)
+{
+    struct cluster *cl = (struct cluster *)((char *)io -
+                                            offsetof(struct cluster, io));
+    int rv = cl->io_set_vote(io, id);
+
+    if (rv == 0 && id != 0 && id == cl->raft.id)
+        cl->elections++;
+    return rv;
+}
+
 static int start_raft(struct node *n, char *errmsg)
 {
     const struct config_cluster *cc = &n->cfg->cluster;
@@ -397,6 +425,8 @@ static int start_raft(struct node *n, char *errmsg)
     if (rv != 0)
         return brk_errf(errmsg, BRK_EIO, "raft_uv_init(%s): %s", cc->data_dir,
                         cl->io.errmsg);
+    cl->io_set_vote = cl->io.set_vote;
+    cl->io.set_vote = count_self_vote;
     fsm_init(n);
     rv = raft_init(&cl->raft, &cl->io, &cl->fsm, (raft_id)cc->node_id,
                    cc->raft_address);

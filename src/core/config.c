@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -14,8 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "broker/addr.h"
 #include "broker/err.h"
 #include "broker/log.h"
+#include "broker/secret.h"
 
 /* ==== The key table ==================================================== */
 
@@ -56,6 +59,7 @@ struct cfg_row {
 
 static const char *check_log_level(const char *s);
 static const char *check_host_port_or_empty(const char *s);
+static const char *check_advertise(const char *s);
 
 static const struct cfg_row cfg_rows[] = {
     {.path = "data_dir", .type = CFG_STRING, CFG_FIELD(data_dir),
@@ -89,19 +93,33 @@ static const struct cfg_row cfg_rows[] = {
      .flags = CFG_MINUS1_OK},
     {.path = "flush_interval", .type = CFG_DURATION,
      CFG_FIELD(flush_interval_ms), .def = 0, .min = 0, .max = INT64_MAX},
+    /* Replica comparison (docs/clustering.md): how often the leader
+     * compares digests, and the records per digest chunk. */
+    {.path = "digest_interval", .type = CFG_DURATION,
+     CFG_FIELD(digest_interval_ms), .def = 60 * 1000, .min = 0,
+     .max = INT64_MAX},
+    {.path = "digest_chunk", .type = CFG_INT64, CFG_FIELD(digest_chunk),
+     .def = 1024, .min = 16, .max = 1 << 20},
 
     {.path = "server.host", .type = CFG_STRING, CFG_FIELD(server.host),
      .def_str = "0.0.0.0", .flags = CFG_NONEMPTY},
     {.path = "server.port", .type = CFG_PORT, CFG_FIELD(server.port),
      .def = 9092},
+    /* Other nodes relay writes to it: the same rule as for announced
+     * member addresses (addr.h). */
     {.path = "server.advertise", .type = CFG_STRING,
      CFG_FIELD(server.advertise), .def_str = "",
-     .check = check_host_port_or_empty},
+     .check = check_advertise},
     {.path = "server.log_file", .type = CFG_STRING,
      CFG_FIELD(server.log_file), .def_str = ""},
     {.path = "server.log_level", .type = CFG_STRING,
      CFG_FIELD(server.log_level), .def_str = "info",
      .check = check_log_level},
+    /* MHD's per-IP limit. A follower keeps one keep-alive connection per
+     * HTTP pool thread (32) to the leader: stay well above that. */
+    {.path = "server.max_connections_per_client", .type = CFG_INT64,
+     CFG_FIELD(server.max_connections_per_client), .def = 0, .min = 0,
+     .max = 100000},
 
     {.path = "cluster.enabled", .type = CFG_BOOL, CFG_FIELD(cluster.enabled),
      .def = 0},
@@ -131,6 +149,9 @@ static const struct cfg_row cfg_rows[] = {
     {.path = "cluster.compaction_overhead", .type = CFG_INT64,
      CFG_FIELD(cluster.compaction_overhead), .def = 5000, .min = 0,
      .max = UINT32_MAX},
+    /* Read at load time into cluster.secret (see load_secret). */
+    {.path = "cluster.secret_file", .type = CFG_STRING,
+     CFG_FIELD(cluster.secret_file), .def_str = ""},
 };
 
 #define CFG_N_ROWS (sizeof cfg_rows / sizeof cfg_rows[0])
@@ -214,6 +235,15 @@ static const char *check_host_port(const char *s)
 static const char *check_host_port_or_empty(const char *s)
 {
     return s[0] == '\0' ? NULL : check_host_port(s);
+}
+
+static const char *check_advertise(const char *s)
+{
+    if (s[0] == '\0' || addr_http_valid(s)) {
+        return NULL;
+    }
+    return "must be \"host:port\": a host name, IPv4 address or [IPv6] "
+           "address and a port 1..65535, no spaces or control characters";
 }
 
 static const char *check_log_level(const char *s)
@@ -397,7 +427,7 @@ static int apply_duration(struct config *c, const struct cfg_row *row,
     if (config_parse_duration(json_string_value(v), &ms) != 0) {
         return field_err(errmsg, name, row->path,
                          "bad duration \"%.64s\" (a number and unit, e.g. "
-                         "168h, 1h30m, 90s, 500ms; units ns us ms s m h)",
+                         "7d, 168h, 1h30m, 90s, 500ms; units ns us ms s m h d)",
                          json_string_value(v));
     }
     if (ms < row->min) {
@@ -715,31 +745,81 @@ bool config_raft_address_valid(const char *s)
     return inet_pton(AF_INET, host, &a) == 1;
 }
 
-static int validate_raft_addresses(const struct config_cluster *cl,
+int config_resolve_raft_address(const char *in, char *out, size_t cap,
+                                char *why, size_t why_cap)
+{
+    struct addrinfo hints = {0}, *res = NULL;
+    char host[256], ip[INET_ADDRSTRLEN];
+    int port, rv, n = host_port_split(in, &port);
+
+    if (n <= 0 || (size_t)n >= sizeof(host)) {
+        snprintf(why, why_cap, "must be \"host:port\" with a port 1..65535");
+        return -1;
+    }
+    memcpy(host, in, (size_t)n);
+    host[n] = '\0';
+    /* c-raft 0.15 parses addresses with uv_ip4_addr: IPv4 only. */
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    rv = getaddrinfo(host, NULL, &hints, &res);
+    if (rv != 0 || res == NULL) {
+        snprintf(why, why_cap, "cannot resolve \"%.64s\" to an IPv4 address "
+                 "(%s); the Raft transport carries IPv4 only", host,
+                 rv != 0 ? gai_strerror(rv) : "no address");
+        return -1;
+    }
+    inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, ip,
+              sizeof(ip));
+    freeaddrinfo(res);
+    rv = snprintf(out, cap, "%s:%d", ip, port);
+    if (rv < 0 || (size_t)rv >= cap) {
+        snprintf(why, why_cap, "resolved address is too long");
+        return -1;
+    }
+    return 0;
+}
+
+/* Resolve @addr (a field's value, CONFIG_ADDR_MAX bytes) in place. */
+static int resolve_field(char *addr, const char *name, const char *field,
+                         char *errmsg)
+{
+    char out[CONFIG_ADDR_MAX], why[192];
+
+    if (config_resolve_raft_address(addr, out, sizeof(out), why,
+                                    sizeof(why)) != 0)
+        return field_err(errmsg, name, field, "\"%.64s\": %s", addr, why);
+    memcpy(addr, out, strlen(out) + 1);
+    return 0;
+}
+
+/* Host names become numeric IPv4 addresses here, once at start, since
+ * c-raft's transport cannot resolve them; compared and used resolved. */
+static int validate_raft_addresses(struct config_cluster *cl,
                                    const char *name, char *errmsg)
 {
     char field[64];
-    int i;
+    int i, j, rv;
 
     for (i = 0; i < cl->n_initial_members; i++) {
-        if (config_raft_address_valid(cl->initial_members[i]))
-            continue;
         snprintf(field, sizeof(field), "cluster.initial_members[%d]", i);
-        return field_err(errmsg, name, field, "must be a numeric IPv4 "
-                         "address and port (\"10.0.0.1:8001\"): the Raft "
-                         "transport does not resolve host names");
+        rv = resolve_field(cl->initial_members[i], name, field, errmsg);
+        if (rv != 0)
+            return rv;
+        for (j = 0; j < i; j++)
+            if (strcmp(cl->initial_members[j], cl->initial_members[i]) == 0)
+                return field_err(errmsg, name, field, "%s is already "
+                                 "cluster.initial_members[%d]",
+                                 cl->initial_members[i], j);
     }
-    if (cl->raft_address[0] != '\0' &&
-        !config_raft_address_valid(cl->raft_address))
-        return field_err(errmsg, name, "cluster.raft_address", "must be a "
-                         "numeric IPv4 address and port (\"10.0.0.1:8001\"): "
-                         "the Raft transport does not resolve host names");
+    if (cl->raft_address[0] != '\0')
+        return resolve_field(cl->raft_address, name, "cluster.raft_address",
+                             errmsg);
     return 0;
 }
 
 static int validate_cluster(struct config *c, const char *name, char *errmsg)
 {
-    const struct config_cluster *cl = &c->cluster;
+    struct config_cluster *cl = &c->cluster;
     int rv;
 
     if (!cl->enabled) {
@@ -762,6 +842,22 @@ static int validate_cluster(struct config *c, const char *name, char *errmsg)
     return rv != 0 ? rv : resolve_raft_address(c, name, errmsg);
 }
 
+/* The secret itself never goes into a message, only the file's name. */
+static int load_secret(struct config *c, const char *name, char *errmsg)
+{
+    char why[BRK_ERRMSG_LEN];
+
+    c->cluster.secret[0] = '\0';
+    if (c->cluster.secret_file[0] == '\0') {
+        return 0;
+    }
+    if (secret_load(c->cluster.secret_file, c->cluster.secret,
+                    sizeof c->cluster.secret, why) != 0) {
+        return field_err(errmsg, name, "cluster.secret_file", "%s", why);
+    }
+    return 0;
+}
+
 static int validate(struct config *c, const char *name, char *errmsg)
 {
     int rv;
@@ -771,6 +867,10 @@ static int validate(struct config *c, const char *name, char *errmsg)
         return rv;
     }
     rv = validate_cluster(c, name, errmsg);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = load_secret(c, name, errmsg);
     if (rv != 0) {
         return rv;
     }

@@ -1,6 +1,7 @@
 /* Go-style durations ("168h", "1h30m", "90s", "1.5h") for the config
  * (config_parse_duration, declared in config.h). Same rules as Go's
- * time.ParseDuration, including its overflow limits; no negatives. */
+ * time.ParseDuration, including its overflow limits; no negatives. One
+ * addition: "d" for days of 24 hours ("7d", "1d12h"). */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -23,6 +24,7 @@ static const struct dur_unit dur_units[] = {
     {"s", 1000000000ULL},
     {"m", 60ULL * 1000000000ULL},
     {"h", 3600ULL * 1000000000ULL},
+    {"d", 86400ULL * 1000000000ULL}, /* not in Go: a day is 24h (v2) */
 };
 
 static int is_digit(char ch)

@@ -4,8 +4,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "broker/addr.h"
 #include "broker/forward.h"
 #include "broker/metrics.h"
+#include "broker/replica.h"
 #include "http_internal.h"
 
 static json_t *member_json(const struct node_member *m)
@@ -65,12 +67,32 @@ static json_t *status_json(struct http_req *r, const struct node_status *st)
         "fetched_messages_total", (json_int_t)metrics_get(MET_FETCH_MESSAGES));
 }
 
+/* What the leader's last digest check found (replica comparison). */
+static json_t *divergence_json(void)
+{
+    struct replica_divergence d[REPLICA_MAX_DIVERGENCE];
+    size_t n = replica_divergence(d, REPLICA_MAX_DIVERGENCE), i;
+    json_t *arr = json_array();
+
+    for (i = 0; i < n; i++)
+        json_array_append_new(
+            arr, json_pack("{s:I, s:s, s:I, s:I}", "node_id",
+                           (json_int_t)d[i].node_id, "topic", d[i].topic,
+                           "partition", (json_int_t)d[i].partition, "offset",
+                           (json_int_t)d[i].offset));
+    return arr;
+}
+
 enum MHD_Result h_cluster_status(struct http_req *r)
 {
     struct node_status st;
+    json_t *o;
 
     node_status(r->srv->deps.node, &st);
-    return http_reply_json(r, 200, status_json(r, &st));
+    o = status_json(r, &st);
+    if (o != NULL)
+        json_object_set_new(o, "divergence", divergence_json());
+    return http_reply_json(r, 200, o);
 }
 
 /* ==== overview: every member's status, fetched by this node ==== */
@@ -200,20 +222,17 @@ static enum MHD_Result submit_call(struct http_req *r, work_call_cb call,
     return http_submit(r, w, admin_done);
 }
 
-static bool valid_address(const char *s)
-{
-    const char *colon = s ? strrchr(s, ':') : NULL;
-    uint64_t port;
-
-    return colon != NULL && colon != s && strlen(s) < 200 &&
-           http_parse_u64(colon + 1, 65535, &port) && port > 0;
-}
+/* Body fields of POST /cluster/members and of the transfer. */
+static const char *const member_add_fields[] = {"node_id", "raft_address",
+                                                "http_address", NULL};
+static const char *const transfer_fields[] = {"node_id", NULL};
 
 enum MHD_Result h_cluster_member_add(struct http_req *r)
 {
     enum MHD_Result ret;
-    json_t *body = http_body_object(r, &ret);
+    json_t *body = http_body_fields(r, member_add_fields, &ret);
     const char *raft, *http;
+    char resolved[CONFIG_ADDR_MAX], why[192];
     uint64_t id;
 
     if (body == NULL)
@@ -225,15 +244,20 @@ enum MHD_Result h_cluster_member_add(struct http_req *r)
         json_decref(body);
         return ret;
     }
-    if (id == 0 || raft == NULL || !config_raft_address_valid(raft) ||
-        (http && !valid_address(http))) {
+    if (id == 0 || raft == NULL || (http && !addr_http_valid(http))) {
         json_decref(body);
         return http_reply_error(r, BRK_EINVAL, "fields 'node_id' (>= 1) and "
-                                "'raft_address' (numeric IPv4 a.b.c.d:port) "
-                                "are required; 'http_address' must be "
-                                "host:port");
+                                "'raft_address' (host:port) are required; "
+                                "'http_address' must be host:port");
     }
-    ret = submit_call(r, node_call_member_add, id, raft, http);
+    /* Resolved here, on an HTTP thread: c-raft takes numeric IPv4 only. */
+    if (config_resolve_raft_address(raft, resolved, sizeof(resolved), why,
+                                    sizeof(why)) != 0) {
+        json_decref(body);
+        return http_reply_error(r, BRK_EINVAL, "field 'raft_address': %s",
+                                why);
+    }
+    ret = submit_call(r, node_call_member_add, id, resolved, http);
     json_decref(body);
     return ret;
 }
@@ -255,7 +279,8 @@ enum MHD_Result h_cluster_transfer(struct http_req *r)
     json_t *body = NULL;
     uint64_t id = 0;
 
-    if (r->body_len > 0 && (body = http_body_object(r, &ret)) == NULL)
+    if (r->body_len > 0 &&
+        (body = http_body_fields(r, transfer_fields, &ret)) == NULL)
         return ret;
     if (body != NULL && !http_json_u64(r, body, "node_id", "node_id", 1,
                                        UINT32_MAX, 0, &id, &ret)) {

@@ -86,6 +86,77 @@ bool http_json_u64(struct http_req *r, json_t *o, const char *key,
     return true;
 }
 
+/* ==== strict bodies ==== */
+
+/* @len counts the key's bytes: a key holding U+0000 ("partition\u0000x")
+ * matches no allowed name, rather than passing as its prefix. */
+static bool field_allowed(const char *key, size_t len,
+                          const char *const *allowed)
+{
+    size_t i;
+
+    for (i = 0; allowed[i] != NULL; i++)
+        if (strlen(allowed[i]) == len && memcmp(key, allowed[i], len) == 0)
+            return true;
+    return false;
+}
+
+/* "a, b, c" from @allowed into @out (truncated to @cap). */
+static void fields_list(const char *const *allowed, char *out, size_t cap)
+{
+    size_t i, n = 0;
+
+    out[0] = '\0';
+    for (i = 0; allowed[i] != NULL && n < cap; i++)
+        n += (size_t)snprintf(out + n, cap - n, "%s%s", i ? ", " : "",
+                              allowed[i]);
+}
+
+int http_json_fields(json_t *o, const char *const *allowed,
+                     const char *prefix, char *errmsg)
+{
+    const char *key;
+    char list[160];
+    size_t len;
+    json_t *v;
+
+    json_object_keylen_foreach(o, key, len, v)
+    {
+        if (field_allowed(key, len, allowed))
+            continue;
+        fields_list(allowed, list, sizeof(list));
+        /* %.64s: a hostile key must not crowd out the rest. */
+        return brk_errf(errmsg, BRK_EINVAL, "unknown field '%s%.64s%s' "
+                        "(allowed: %s)", prefix, key,
+                        strlen(key) > 64 ? "..." : "", list);
+    }
+    return 0;
+}
+
+bool http_json_check_fields(struct http_req *r, json_t *o,
+                            const char *const *allowed, const char *prefix,
+                            enum MHD_Result *ret)
+{
+    char errmsg[BRK_ERRMSG_LEN];
+
+    if (http_json_fields(o, allowed, prefix, errmsg) == 0)
+        return true;
+    *ret = http_reply_error(r, BRK_EINVAL, "%s", errmsg);
+    return false;
+}
+
+json_t *http_body_fields(struct http_req *r, const char *const *allowed,
+                         enum MHD_Result *ret)
+{
+    json_t *o = http_body_object(r, ret);
+
+    if (o != NULL && !http_json_check_fields(r, o, allowed, "", ret)) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
 /* Bytes as a JSON string when they are UTF-8, else base64 with a
  * "<name>_encoding" marker. */
 static void write_bytes(struct buf *b, const char *name, const uint8_t *p,

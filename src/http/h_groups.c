@@ -9,18 +9,33 @@
 #define CLAIM_MAX_LIMIT 10000
 #define CLAIM_MAX_WAIT_MS 30000
 
+static void add_lag(struct http_req *r, json_t *offsets);
+
+/* A commit answers with the group's offsets in the form GET gives them
+ * (sorted, with high watermark and lag), a delete with 204. */
 static enum MHD_Result simple_done(struct http_req *r)
 {
     struct work *w = r->work;
+    json_t *offsets;
 
+    if (w->res.err == BRK_EOFFSET_RANGE)
+        return http_reply_error_with(
+            r, w->res.err,
+            json_pack("{s:I, s:I}", "log_start_offset",
+                      (json_int_t)w->res.range_start, "high_watermark",
+                      (json_int_t)w->res.range_end),
+            w->res.errmsg);
     if (w->res.err != 0)
         return http_reply_error(r, w->res.err, "%s", w->res.errmsg);
     if (w->cmd.type == CMD_DELETE_GROUP)
         return http_reply_empty(r, 204);
-    return http_reply_json(
-        r, 200, json_pack("{s:s, s:o}", "group", w->cmd.group, "offsets",
-                          group_offsets_json(r->srv->deps.st->groups,
-                                             w->cmd.group, NULL)));
+    offsets = group_offsets_json(r->srv->deps.st->groups, w->cmd.group, NULL);
+    if (offsets != NULL)
+        add_lag(r, offsets);
+    return http_reply_json(r, 200, json_pack("{s:s, s:o}", "group",
+                                             w->cmd.group, "offsets",
+                                             offsets ? offsets
+                                                     : json_array()));
 }
 
 /* A JSON string may hold U+0000; the C string would then end early and
@@ -32,10 +47,41 @@ static bool json_name_valid(json_t *v)
            topic_name_valid(json_string_value(v));
 }
 
+/* Body fields of a commit (API.md "Consumer groups"): one offset, a
+ * reset of a whole topic (v2), or a list of either. */
+static const char *const offset_fields[] = {"topic", "partition", "offset",
+                                            NULL};
+static const char *const reset_fields[] = {"topic", "reset", NULL};
+static const char *const offsets_fields[] = {"offsets", NULL};
+
+/* "reset": "earliest" | "latest" | <ms timestamp>, encoded as an entry
+ * for every partition (cmd.h CMD_PARTITION_ALL), resolved at apply. */
+static int parse_reset(struct http_req *r, json_t *v, struct cmd_offset *out,
+                       const char *field, enum MHD_Result *ret)
+{
+    const char *s = json_string_value(v);
+
+    out->partition = CMD_PARTITION_ALL;
+    if (s != NULL && strcmp(s, "earliest") == 0)
+        out->offset = CMD_RESET_EARLIEST;
+    else if (s != NULL && strcmp(s, "latest") == 0)
+        out->offset = CMD_RESET_LATEST;
+    else if (json_is_integer(v) && json_integer_value(v) >= 0)
+        out->offset = (uint64_t)json_integer_value(v);
+    else {
+        *ret = http_reply_error(r, BRK_EINVAL, "field '%sreset' must be "
+                                "\"earliest\", \"latest\" or a timestamp "
+                                "(ms since the epoch)", field);
+        return -1;
+    }
+    return 0;
+}
+
 static int parse_offset(struct http_req *r, json_t *o, struct cmd_offset *out,
                         const char *field, enum MHD_Result *ret)
 {
     json_t *t = json_object_get(o, "topic");
+    json_t *reset = json_object_get(o, "reset");
     uint64_t p, off;
     char f[64];
 
@@ -44,11 +90,17 @@ static int parse_offset(struct http_req *r, json_t *o, struct cmd_offset *out,
                                 "(a topic name)", field);
         return -1;
     }
+    if (!http_json_check_fields(r, o, reset ? reset_fields : offset_fields,
+                                field, ret))
+        return -1;
     if (!json_name_valid(t)) {
         *ret = http_reply_error(r, BRK_EINVALID_TOPIC, "field '%stopic': "
                                 "invalid topic name", field);
         return -1;
     }
+    snprintf(out->topic, sizeof(out->topic), "%s", json_string_value(t));
+    if (reset != NULL)
+        return parse_reset(r, reset, out, field, ret);
     snprintf(f, sizeof(f), "%spartition", field);
     if (!http_json_u64(r, o, "partition", f, 0, UINT32_MAX - 1, UINT64_MAX,
                        &p, ret))
@@ -58,10 +110,10 @@ static int parse_offset(struct http_req *r, json_t *o, struct cmd_offset *out,
         return -1;
     if (p == UINT64_MAX || off == UINT64_MAX) {
         *ret = http_reply_error(r, BRK_EINVAL, "fields '%spartition' and "
-                                "'%soffset' are required", field, field);
+                                "'%soffset' are required (or '%sreset')",
+                                field, field, field);
         return -1;
     }
-    snprintf(out->topic, sizeof(out->topic), "%s", json_string_value(t));
     out->partition = (uint32_t)p;
     out->offset = off;
     return 0;
@@ -79,6 +131,9 @@ static int parse_offsets(struct http_req *r, json_t *body, struct cmd *c,
                                 "non-empty array");
         return -1;
     }
+    if (arr != NULL && !http_json_check_fields(r, body, offsets_fields, "",
+                                               ret))
+        return -1;
     c->offsets = calloc(n, sizeof(*c->offsets));
     if (c->offsets == NULL) {
         *ret = http_reply_error(r, BRK_ENOMEM, "out of memory");
@@ -261,6 +316,10 @@ static enum MHD_Result claim_done(struct http_req *r)
     return http_reply_raw(r, 200, "application/json", b.data, b.len);
 }
 
+/* Claim body fields (v1; v2's visibility_timeout_ms and auto_ack are
+ * added here once implemented). */
+static const char *const claim_fields[] = {"limit", "wait_ms", NULL};
+
 enum MHD_Result h_group_claim(struct http_req *r)
 {
     enum MHD_Result ret;
@@ -270,7 +329,8 @@ enum MHD_Result h_group_claim(struct http_req *r)
 
     if (!http_param_group(r, 0, &ret) || !http_param_topic(r, 1, &ret))
         return ret;
-    if (r->body_len > 0 && (body = http_body_object(r, &ret)) == NULL)
+    if (r->body_len > 0 &&
+        (body = http_body_fields(r, claim_fields, &ret)) == NULL)
         return ret;
     if (body != NULL &&
         (!http_json_u64(r, body, "limit", "limit", 1, CLAIM_MAX_LIMIT, 100,

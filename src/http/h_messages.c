@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "broker/clock.h"
+#include "broker/log.h"
 #include "broker/metrics.h"
 #include "http_internal.h"
 
@@ -93,6 +94,11 @@ static int parse_partition(json_t *o, struct cmd_record *rec,
     return 0;
 }
 
+/* Fields of one record, and of a batch body (API.md "Produce"). */
+static const char *const record_fields[] = {"key", "value", "headers",
+                                            "partition", NULL};
+static const char *const batch_fields[] = {"records", NULL};
+
 /* One record object; @field prefixes field names in errors. */
 static int parse_record(struct http_req *r, json_t *o, struct cmd_record *rec,
                         const char *field, char *errmsg)
@@ -105,6 +111,8 @@ static int parse_record(struct http_req *r, json_t *o, struct cmd_record *rec,
         return brk_errf(errmsg, BRK_EINVAL, "field '%.*s' must be an object",
                         field[0] ? (int)strlen(field) - 1 : 4,
                         field[0] ? field : "body");
+    if ((rv = http_json_fields(o, record_fields, field, errmsg)) != 0)
+        return rv;
     v = json_object_get(o, "value");
     if (v == NULL)
         return brk_errf(errmsg, BRK_EINVAL, "field '%svalue' is required",
@@ -143,6 +151,9 @@ static int parse_json_records(struct http_req *r, json_t *body,
     if (recs != NULL && json_object_get(body, "value") != NULL)
         return brk_errf(errmsg, BRK_EINVAL, "give either 'value' (one "
                         "record) or 'records' (a batch), not both");
+    if (recs != NULL && (rv = http_json_fields(body, batch_fields, "",
+                                               errmsg)) != 0)
+        return rv;
     r->batch = recs != NULL;
     n = recs ? json_array_size(recs) : 1;
     if (n == 0)
@@ -350,6 +361,55 @@ enum MHD_Result h_produce(struct http_req *r)
     return http_submit(r, w, produce_done);
 }
 
+/* ==== produce: a hint for JSON under another Content-Type ==== */
+
+/* The Content-Type for a quoted header value: printable ASCII without
+ * quotes or backslashes, at most 100 bytes. */
+static void quoted_safe(const char *in, char *out, size_t cap)
+{
+    size_t i;
+
+    for (i = 0; in[i] != '\0' && i + 1 < cap && i < 100; i++)
+        out[i] = in[i] >= 0x20 && in[i] < 0x7f && in[i] != '"' &&
+                         in[i] != '\\'
+                     ? in[i]
+                     : '?';
+    out[i] = '\0';
+}
+
+void h_produce_hint(struct http_req *r)
+{
+    const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_TYPE);
+    char safe[104], text[256];
+    size_t i = 0;
+    json_t *o;
+
+    /* The contract stays (a raw value); only say so when it is likely a
+     * mistake, e.g. plain `curl -d '{"a":1}'` (form-urlencoded). Bodies
+     * that cannot be an object are not parsed at all. */
+    if (is_json_type(ct) || r->body_len > (1u << 20))
+        return;
+    while (i < r->body_len && strchr(" \t\r\n", r->body[i]) != NULL &&
+           r->body[i] != '\0')
+        i++;
+    if (i == r->body_len || r->body[i] != '{')
+        return;
+    o = json_loadb(r->body, r->body_len, 0, NULL);
+    if (o == NULL || !json_is_object(o)) {
+        json_decref(o);
+        return;
+    }
+    json_decref(o);
+    quoted_safe(ct, safe, sizeof(safe));
+    snprintf(text, sizeof(text), "199 - \"body looks like JSON but "
+             "Content-Type is %s; stored as a raw value (send Content-Type: "
+             "application/json to store JSON)\"", safe);
+    r->warning = strdup(text);
+    log_debug("produce: body looks like JSON but Content-Type is '%s'; "
+              "stored as a raw value", safe);
+}
+
 /* ==== fetch ==== */
 
 static enum MHD_Result fetch_range_error(struct http_req *r, int code,
@@ -439,6 +499,43 @@ static bool fetch_offset(struct http_req *r, const struct partition_stats *st,
     return ok;
 }
 
+/* timestamp=T (v2, instead of offset): the first message at or after T,
+ * or the high watermark when there is none. Returns false after replying
+ * (400, or a read error); *@given says whether it was there at all. */
+static bool fetch_time(struct http_req *r, bool *given, enum MHD_Result *ret)
+{
+    char *v = http_query(r, "timestamp"), *o = http_query(r, "offset");
+    char errmsg[BRK_ERRMSG_LEN] = "";
+    uint64_t ts = 0;
+    bool ok = v != NULL && http_parse_u64(v, INT64_MAX, &ts);
+    int rv;
+
+    *given = v != NULL;
+    free(v);
+    if (*given && o != NULL) {
+        free(o);
+        *ret = http_reply_error(r, BRK_EINVAL, "give either query argument "
+                                "'offset' or 'timestamp', not both");
+        return false;
+    }
+    free(o);
+    if (!*given)
+        return true;
+    if (!ok) {
+        *ret = http_reply_error(r, BRK_EINVAL, "query argument 'timestamp' "
+                                "must be milliseconds since the epoch (a "
+                                "non-negative integer)");
+        return false;
+    }
+    rv = partition_find_time(r->topic->partitions[r->part], (int64_t)ts,
+                             &r->off, errmsg);
+    if (rv != 0) {
+        *ret = http_reply_error(r, rv, "%s", errmsg);
+        return false;
+    }
+    return true;
+}
+
 static enum MHD_Result fetch_wait(struct http_req *r, uint64_t wait_ms)
 {
     struct work *w = http_work_new(r, WORK_WAIT);
@@ -458,6 +555,7 @@ enum MHD_Result h_fetch(struct http_req *r)
     enum MHD_Result ret;
     uint64_t part, wait_ms;
     struct partition_stats st;
+    bool by_time;
 
     if (!http_param_topic(r, 0, &ret))
         return ret;
@@ -477,8 +575,11 @@ enum MHD_Result h_fetch(struct http_req *r)
                                 "partition %llu", r->params[0],
                                 (unsigned long long)part);
     r->part = (uint32_t)part;
+    if (!fetch_time(r, &by_time, &ret))
+        return ret;
+    /* After the search: a log start raised meanwhile still shows as 416. */
     partition_stats(r->topic->partitions[r->part], &st);
-    if (!fetch_offset(r, &st, &ret))
+    if (!by_time && !fetch_offset(r, &st, &ret))
         return ret;
     if (r->off < st.log_start_offset || r->off > st.high_watermark)
         return fetch_range_error(r, BRK_EOFFSET_RANGE, &st, "offset is "

@@ -28,7 +28,8 @@ static bool parse_retention(struct http_req *r, json_t *body, int64_t *ms,
     if (json_is_string(v) && config_parse_duration(json_string_value(v), ms) == 0)
         return true;
     *ret = http_reply_error(r, BRK_EINVAL, "field 'retention_time' must be a "
-                            "duration such as \"24h\", \"1h30m\" or \"90s\"");
+                            "duration such as \"7d\", \"24h\", \"1h30m\" "
+                            "or \"90s\"");
     return false;
 }
 
@@ -41,11 +42,15 @@ static bool json_name_valid(json_t *v)
            topic_name_valid(json_string_value(v));
 }
 
+/* POST /topics body fields (API.md "Topics"). */
+static const char *const create_fields[] = {"name", "partitions",
+                                            "retention_time", NULL};
+
 enum MHD_Result h_topics_create(struct http_req *r)
 {
     const struct config *cfg = r->srv->deps.cfg;
     enum MHD_Result ret;
-    json_t *body = http_body_object(r, &ret), *name;
+    json_t *body = http_body_fields(r, create_fields, &ret), *name;
     uint64_t parts;
     int64_t retention;
     struct work *w;

@@ -37,6 +37,9 @@ struct route {
 };
 
 struct http_req {
+    bool begun;                 /* the handler has been called */
+    size_t uri_len;             /* bytes of the target up to a NUL */
+    bool uri_len_known;         /* uri_len set (by on_uri) */
     struct http_server *srv;
     struct MHD_Connection *conn;
     const char *method;
@@ -59,6 +62,7 @@ struct http_req {
     uint64_t off;               /* fetch: offset */
     uint64_t limit;             /* fetch: record limit */
     uint64_t max_bytes;         /* fetch: byte cap, 0 = none */
+    char *warning;              /* Warning header for a 2xx answer, or NULL */
 };
 
 /* ==== router.c ==== */
@@ -105,8 +109,31 @@ struct work *http_work_new(struct http_req *r, enum work_type type);
 /* The parsed JSON body (an object), or NULL after replying 400. */
 json_t *http_body_object(struct http_req *r, enum MHD_Result *ret);
 
+/* ==== request_check.c ==== */
+/* First call: false with the reason in @why (a 400) when the request is
+ * one that a proxy in front of us could read differently: a NUL byte in
+ * the target, duplicate Content-Length, Content-Length with
+ * Transfer-Encoding, a header name with spaces or other non-token bytes,
+ * and the like. @version is MHD's. */
+bool http_request_check(struct http_req *r, const char *version, char *why,
+                        size_t cap);
+
+/* ==== internal_auth.c ==== */
+/* True for "/internal" and every path under "/internal/". */
+bool http_is_internal_path(const char *url);
+/* With a cluster secret configured, a request to an internal path must
+ * carry it: false after replying 401 (none) or 403 (wrong). */
+bool http_internal_allowed(struct http_req *r, enum MHD_Result *ret);
+/* The peer's address (MHD's), or NULL. */
+const struct sockaddr *http_client_addr(struct http_req *r);
+/* The peer's IP as text ("?" when unknown). */
+void http_client_host(struct http_req *r, char *out, size_t cap);
+
 /* ==== handlers ==== */
 enum MHD_Result h_produce(struct http_req *r);
+/* Before a produce is run or relayed: a body that looks like a JSON
+ * object under another Content-Type gets r->warning and a debug line. */
+void h_produce_hint(struct http_req *r);
 enum MHD_Result h_fetch(struct http_req *r);
 enum MHD_Result h_topics_create(struct http_req *r);
 enum MHD_Result h_topics_list(struct http_req *r);
@@ -131,6 +158,9 @@ enum MHD_Result h_metrics(struct http_req *r);
 enum MHD_Result h_static(struct http_req *r);
 enum MHD_Result h_internal_records(struct http_req *r);
 enum MHD_Result h_internal_member(struct http_req *r);
+enum MHD_Result h_internal_whoami(struct http_req *r);
+enum MHD_Result h_internal_digest(struct http_req *r);
+enum MHD_Result h_internal_repair(struct http_req *r);
 
 /* ==== shared parsing helpers (h_common.c) ==== */
 /* Validate params[i] as a topic (or group) name; replies 400 if not. */
@@ -148,6 +178,19 @@ bool http_query_u64(struct http_req *r, const char *key, uint64_t min,
 bool http_json_u64(struct http_req *r, json_t *o, const char *key,
                    const char *field, uint64_t min, uint64_t max,
                    uint64_t def, uint64_t *out, enum MHD_Result *ret);
+/* Strict bodies (API.md v2): every key of the JSON object @o must be in
+ * the NULL-terminated @allowed, else BRK_EINVAL with "unknown field
+ * '<@prefix><key>'" in @errmsg. Each handler keeps its own list next to
+ * it, so that a new field is accepted only where it is implemented. */
+int http_json_fields(json_t *o, const char *const *allowed,
+                     const char *prefix, char *errmsg);
+/* The same, replying 400 and returning false on an unknown field. */
+bool http_json_check_fields(struct http_req *r, json_t *o,
+                            const char *const *allowed, const char *prefix,
+                            enum MHD_Result *ret);
+/* http_body_object, then http_json_check_fields on its top level. */
+json_t *http_body_fields(struct http_req *r, const char *const *allowed,
+                         enum MHD_Result *ret);
 /* Append one fetched record as a JSON object ("partition" included when
  * @with_partition). */
 void http_write_message(struct buf *b, const struct record *rec,

@@ -46,6 +46,7 @@ static void req_free(struct http_req *r)
     for (i = 0; i < r->n_params; i++)
         free(r->params[i]);
     free(r->body);
+    free(r->warning);
     work_free(r->work);
     topic_put(r->topic);
     free(r);
@@ -61,7 +62,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)toe;
     if (r == NULL)
         return;
-    atomic_fetch_sub(&s->active, 1);
+    /* Allocated by on_uri but never handled (MHD refused the headers). */
+    if (r->begun)
+        atomic_fetch_sub(&s->active, 1);
     /* Resumed but closed before its answer was built: no longer waiting. */
     if (r->state == REQ_PENDING || r->state == REQ_DONE)
         atomic_fetch_sub(&s->suspended, 1);
@@ -164,25 +167,55 @@ static bool body_append(struct http_req *r, const char *data, size_t len)
     return true;
 }
 
-/* First call: headers only. Refuse a declared oversized body before it is
- * read (MHD then closes the connection without reading it). */
-static enum MHD_Result req_begin(struct http_server *s, struct MHD_Connection *c,
-                                 const char *url, const char *method,
-                                 void **con_cls)
+static struct http_req *req_new(struct http_server *s,
+                                struct MHD_Connection *c)
 {
     struct http_req *r = calloc(1, sizeof(*r));
+
+    if (r != NULL) {
+        r->srv = s;
+        r->conn = c;
+        r->route = -1;
+    }
+    return r;
+}
+
+/* MHD calls this with the request target before it cuts the query off
+ * and before the first handler call: the only moment its length can be
+ * seen whole (a NUL byte in it ends the C string early). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    struct http_req *r = req_new(cls, c);
+
+    /* MHD passes NULL when the request line has no target. */
+    if (r != NULL && uri != NULL) {
+        r->uri_len = strlen(uri);
+        r->uri_len_known = true;
+    }
+    return r;
+}
+
+/* First call: headers only. Refuse what proxies could read differently
+ * (request_check.c), then a declared oversized body before it is read
+ * (MHD then closes the connection without reading it). */
+static enum MHD_Result req_begin(struct http_server *s, struct MHD_Connection *c,
+                                 const char *url, const char *method,
+                                 const char *version, void **con_cls)
+{
+    struct http_req *r = *con_cls;
+    char why[BRK_ERRMSG_LEN];
     const char *cl;
 
-    if (r == NULL)
+    if (r == NULL && (r = req_new(s, c)) == NULL)
         return MHD_NO;
-    r->srv = s;
-    r->conn = c;
+    r->begun = true;
     r->url = url;
     r->method = method;
-    r->route = -1;
     r->t0_ns = clock_mono_ns();
     *con_cls = r;
     atomic_fetch_add(&s->active, 1);
+    if (!http_request_check(r, version, why, sizeof(why)))
+        return http_reply_error(r, BRK_EINVAL, "%s", why);
     cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl != NULL &&
@@ -201,9 +234,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     struct http_server *s = cls;
     struct http_req *r = *con_cls;
 
-    (void)version;
-    if (r == NULL)
-        return req_begin(s, c, url, method, con_cls);
+    if (r == NULL || !r->begun)
+        return req_begin(s, c, url, method, version, con_cls);
     if (*data_size != 0) {
         /* A chunked body past the limit: discard it up to twice the limit
          * so the 413 can be answered, then drop the connection. */
@@ -257,6 +289,39 @@ static int http_resolve_bind(const char *host, int port,
     return 0;
 }
 
+/* Why MHD could not listen: bind the address ourselves and report the
+ * errno (EACCES for a port below 1024 without the privilege, EADDRINUSE,
+ * EADDRNOTAVAIL), not a guess. */
+static int listen_error(const struct config *cfg,
+                        const struct sockaddr_storage *addr, char *errmsg)
+{
+    socklen_t len = addr->ss_family == AF_INET6
+                        ? sizeof(struct sockaddr_in6)
+                        : sizeof(struct sockaddr_in);
+    int fd = socket(addr->ss_family, SOCK_STREAM, 0), on = 1, err = 0;
+    const char *hint = "";
+
+    if (fd < 0) {
+        err = errno;
+    } else {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+        if (bind(fd, (const struct sockaddr *)addr, len) != 0 ||
+            listen(fd, 1) != 0)
+            err = errno;
+        close(fd);
+    }
+    if (err == EACCES)
+        hint = " (ports below 1024 need root or CAP_NET_BIND_SERVICE)";
+    else if (err == EADDRINUSE)
+        hint = " (another process listens there)";
+    if (err == 0)
+        return brk_errf(errmsg, BRK_EIO, "cannot listen on %s:%d (the HTTP "
+                        "server did not start; see the log above)",
+                        cfg->server.host, cfg->server.port);
+    return brk_errf(errmsg, BRK_EIO, "cannot listen on %s:%d: %s%s",
+                    cfg->server.host, cfg->server.port, strerror(err), hint);
+}
+
 static void raise_fd_limit(void)
 {
     struct rlimit rl;
@@ -297,16 +362,17 @@ int http_server_start(const struct http_deps *deps, struct http_server **out,
         (unsigned)(deps->cfg->cluster.enabled ? HTTP_THREADS_CLUSTER
                                               : HTTP_THREADS),
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONNECTION_LIMIT,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)deps->cfg->server.max_connections_per_client,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
         MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, s, MHD_OPTION_END);
     if (s->daemon == NULL) {
         free(s);
-        return brk_errf(errmsg, BRK_EIO, "cannot listen on %s:%d (port in "
-                        "use or address not available)",
-                        deps->cfg->server.host, deps->cfg->server.port);
+        return listen_error(deps->cfg, &addr, errmsg);
     }
     *out = s;
     return 0;

@@ -236,6 +236,9 @@ class Groups(harness.BrokerTestCase):
     def test_commit_single(self):
         """A single commit answers 200 and GET returns the committed offset."""
         self.b.create_topic("gs", partitions=2)
+        # Offsets up to the high watermark only (API.md v2).
+        self.b.produce_batch("gs", [{"value": i, "partition": 1}
+                                    for i in range(42)])
         st, _, data = self.b.post("/groups/billing/offsets",
                                   {"topic": "gs", "partition": 1,
                                    "offset": 42})
@@ -250,6 +253,10 @@ class Groups(harness.BrokerTestCase):
         """The {"offsets": [...]} form commits all; ?topic= filters the answer."""
         self.b.create_topic("gba", partitions=2)
         self.b.create_topic("gbb", partitions=1)
+        for p, n in ((0, 1), (1, 2)):
+            self.b.produce_batch("gba", [{"value": i, "partition": p}
+                                         for i in range(n)])
+        self.b.produce_batch("gbb", [{"value": i} for i in range(3)])
         st, _, data = self.b.post("/groups/batchers/offsets", {"offsets": [
             {"topic": "gba", "partition": 0, "offset": 1},
             {"topic": "gba", "partition": 1, "offset": 2},
@@ -283,6 +290,7 @@ class Groups(harness.BrokerTestCase):
     def test_list_and_delete(self):
         """GET /groups lists committed groups; DELETE is 204 then 404 unknown_group."""
         self.b.create_topic("gl", partitions=1)
+        self.b.produce("gl", 1)
         for g in ("alpha", "beta"):
             self.b.post("/groups/%s/offsets" % g,
                         {"topic": "gl", "partition": 0, "offset": 1})

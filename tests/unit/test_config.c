@@ -297,6 +297,32 @@ static void test_load_error_names_file(void **state)
     assert_string_equal(f->errmsg, want);
 }
 
+/* cluster.secret_file is read into cluster.secret; a missing or empty
+ * file is an error naming the field, without the secret. */
+static void test_secret_file(void **state)
+{
+    struct fixture *f = *state;
+    char path[256], text[512];
+
+    write_file(f, "secret", "0123456789abcdef-secret\n", path, sizeof path);
+    snprintf(text, sizeof text, "{\"cluster\": {\"secret_file\": \"%s\"}}",
+             path);
+    assert_int_equal(config_parse(&f->c, text, "t.json", f->errmsg), 0);
+    assert_string_equal(f->c.cluster.secret, "0123456789abcdef-secret");
+    write_file(f, "secret", "", path, sizeof path);
+    assert_int_equal(config_parse(&f->c, text, "t.json", f->errmsg),
+                     BRK_EINVAL);
+    assert_non_null(strstr(f->errmsg, "'cluster.secret_file'"));
+    assert_non_null(strstr(f->errmsg, "empty"));
+    snprintf(text, sizeof text,
+             "{\"cluster\": {\"secret_file\": \"%s/none\"}}", f->dir);
+    assert_int_equal(config_parse(&f->c, text, "t.json", f->errmsg),
+                     BRK_EINVAL);
+    assert_non_null(strstr(f->errmsg, "'cluster.secret_file'"));
+    parse_ok(f, "{}");
+    assert_string_equal(f->c.cluster.secret, "");
+}
+
 /* ==== Durations ======================================================== */
 
 static int64_t dur(const char *s)
@@ -336,6 +362,23 @@ static void test_duration_valid(void **state)
     assert_int_equal(dur("9223372036854775807ns"), 9223372036854LL);
 }
 
+/* Days are 24 hours (v2): "7d", "1d12h", "1.5d"; Go's bound still holds. */
+static void test_duration_days(void **state)
+{
+    int64_t ms;
+
+    (void)state;
+    assert_int_equal(dur("7d"), 604800000);
+    assert_int_equal(dur("1d12h"), 129600000);
+    assert_int_equal(dur("1.5d"), 129600000);
+    assert_int_equal(dur("2d30m"), 174600000);
+    assert_int_equal(dur("106751d"), 106751LL * 86400000);
+    assert_int_equal(config_parse_duration("106752d", &ms), -1);
+    assert_int_equal(config_parse_duration("1D", &ms), -1);
+    assert_int_equal(config_parse_duration("d", &ms), -1);
+    assert_int_equal(config_parse_duration("1dd", &ms), -1);
+}
+
 /* Malformed, unitless, negative and overflowing durations are refused. */
 static void test_duration_invalid(void **state)
 {
@@ -365,6 +408,8 @@ static void test_duration_fields(void **state)
 
     field_ok(f, "retention_time", "\"1.5h\"");
     assert_int_equal(f->c.retention_ms, 5400000);
+    field_ok(f, "retention_time", "\"7d\"");
+    assert_int_equal(f->c.retention_ms, 604800000);
     field_ok(f, "flush_interval", "\"0\"");
     assert_int_equal(f->c.flush_interval_ms, 0);
     field_bad(f, "retention_time", "\"10\"");
@@ -374,6 +419,27 @@ static void test_duration_fields(void **state)
     /* A zero cleanup interval would spin the retention timer. */
     field_bad(f, "cleanup_interval", "\"0s\"");
     field_bad(f, "cleanup_interval", "\"500us\"");
+}
+
+/* Replica comparison fields: defaults, "0s" turns the check off, the
+ * chunk size is bounded. */
+static void test_digest_fields(void **state)
+{
+    struct fixture *f = *state;
+
+    config_defaults(&f->c);
+    assert_int_equal(f->c.digest_interval_ms, 60000);
+    assert_int_equal(f->c.digest_chunk, 1024);
+    field_ok(f, "digest_interval", "\"0s\"");
+    assert_int_equal(f->c.digest_interval_ms, 0);
+    field_ok(f, "digest_interval", "\"250ms\"");
+    assert_int_equal(f->c.digest_interval_ms, 250);
+    field_ok(f, "digest_chunk", "16");
+    assert_int_equal(f->c.digest_chunk, 16);
+    field_bad(f, "digest_interval", "60");
+    field_bad(f, "digest_chunk", "15");
+    field_bad(f, "digest_chunk", "2097152");
+    assert_non_null(strstr(f->errmsg, "digest_chunk"));
 }
 
 /* ==== Ports ============================================================ */
@@ -610,21 +676,47 @@ static void test_cluster_joining_node(void **state)
     assert_string_equal(f->c.server.advertise, "10.0.0.4:9092");
 }
 
-/* Raft addresses must be numeric IPv4: c-raft does not resolve names. */
-static void test_cluster_raft_address_numeric(void **state)
+/* Host names in Raft addresses are resolved at load (IPv4: c-raft 0.15
+ * takes numeric IPv4 only); a name that does not resolve names the field. */
+static void test_cluster_raft_address_names(void **state)
 {
     struct fixture *f = *state;
 
+    parse_ok(f,
+             "{\"cluster\": {\"enabled\": true, \"node_id\": 1, "
+             "\"data_dir\": \"r\", \"raft_address\": \"localhost:8001\", "
+             "\"initial_members\": [\"localhost:8001\", \"127.0.0.1:8002\"]}}");
+    assert_string_equal(f->c.cluster.initial_members[0], "127.0.0.1:8001");
+    assert_string_equal(f->c.cluster.raft_address, "127.0.0.1:8001");
+    assert_string_equal(f->c.server.advertise, "127.0.0.1:9092");
+    /* Compared once resolved: the same node either way. */
+    parse_ok(f,
+             "{\"cluster\": {\"enabled\": true, \"node_id\": 1, "
+             "\"data_dir\": \"r\", \"raft_address\": \"localhost:8001\", "
+             "\"initial_members\": [\"127.0.0.1:8001\"]}}");
     parse_bad(f,
               "{\"cluster\": {\"enabled\": true, \"node_id\": 1, "
               "\"data_dir\": \"r\", \"initial_members\": "
-              "[\"localhost:8001\"]}}",
+              "[\"no-such-host.invalid:8001\"]}}",
               "cluster.initial_members[0]");
+    assert_non_null(strstr(f->errmsg, "cannot resolve"));
     parse_bad(f,
               "{\"cluster\": {\"enabled\": true, \"node_id\": 2, "
-              "\"data_dir\": \"r\", \"raft_address\": \"node2:8002\", "
+              "\"data_dir\": \"r\", \"raft_address\": \"node2.invalid:8002\", "
               "\"initial_members\": [\"127.0.0.1:8001\"]}}",
               "cluster.raft_address");
+    /* IPv6 cannot be carried by the transport. */
+    parse_bad(f,
+              "{\"cluster\": {\"enabled\": true, \"node_id\": 1, "
+              "\"data_dir\": \"r\", \"initial_members\": [\"[::1]:8001\"]}}",
+              "cluster.initial_members[0]");
+    assert_non_null(strstr(f->errmsg, "IPv4 only"));
+    /* Two spellings of one address are one member listed twice. */
+    parse_bad(f,
+              "{\"cluster\": {\"enabled\": true, \"node_id\": 1, "
+              "\"data_dir\": \"r\", \"initial_members\": "
+              "[\"localhost:8001\", \"127.0.0.1:8001\"]}}",
+              "cluster.initial_members[1]");
 }
 
 /* initial_members: at most CONFIG_MAX_MEMBERS, host:port, no duplicates. */
@@ -807,9 +899,12 @@ int main(void)
         T(test_load_every_field),
         T(test_load_missing_file),
         T(test_load_error_names_file),
+        T(test_secret_file),
         T(test_duration_valid),
         T(test_duration_invalid),
+        T(test_duration_days),
         T(test_duration_fields),
+        T(test_digest_fields),
         T(test_port_forms),
         T(test_port_invalid),
         T(test_wrong_types),
@@ -820,7 +915,7 @@ int main(void)
         T(test_cluster_raft_address_default),
         T(test_cluster_raft_address_mismatch),
         T(test_cluster_joining_node),
-        T(test_cluster_raft_address_numeric),
+        T(test_cluster_raft_address_names),
         T(test_cluster_members_checked),
         T(test_unknown_recorded),
         T(test_unknown_capped),

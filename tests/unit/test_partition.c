@@ -991,6 +991,70 @@ static void test_remove_dir(void **state)
     assert_int_equal(partition_remove_dir(f->dir, NULL), 0);
 }
 
+/* ==== Find by time ==== */
+
+static uint64_t find_time(struct fixture *f, int64_t ts)
+{
+    uint64_t off = UINT64_MAX;
+
+    if (partition_find_time(f->p, ts, &off, f->errmsg) != 0) {
+        fail_msg("partition_find_time: %s", f->errmsg);
+    }
+    return off;
+}
+
+/* The first visible record whose timestamp is >= T, across segments and
+ * with timestamps that step back; past the end, the high watermark;
+ * records not yet published are not found. */
+static void test_find_time(void **state)
+{
+    struct fixture *f = *state;
+    struct partition_stats st;
+
+    f->opt.segment_size = 1000;
+    open_p(f, NULL);
+    assert_int_equal(find_time(f, TS_BASE), 0); /* empty: hw 0 */
+    append_ts(f->p, 40, 4, TS_BASE);            /* 0..39 */
+    append_ts(f->p, 40, 4, TS_BASE + 1000);     /* 40..79 */
+    append_ts(f->p, 4, 4, TS_BASE + 3000);      /* 80..83 */
+    append_ts(f->p, 4, 4, TS_BASE + 2500);      /* 84..87: a step back */
+    publish_all(f->p);
+    partition_stats(f->p, &st);
+    assert_true(st.segments > 3);
+    assert_int_equal(find_time(f, 0), 0);
+    assert_int_equal(find_time(f, TS_BASE), 0);
+    assert_int_equal(find_time(f, TS_BASE + 1), 40);
+    assert_int_equal(find_time(f, TS_BASE + 1000), 40);
+    assert_int_equal(find_time(f, TS_BASE + 2000), 80);
+    assert_int_equal(find_time(f, TS_BASE + 2600), 80);
+    assert_int_equal(find_time(f, TS_BASE + 3000), 80);
+    assert_int_equal(find_time(f, TS_BASE + 3001), 88);
+    /* Written but not visible yet. */
+    append_ts(f->p, 4, 4, TS_BASE + 9000);
+    assert_int_equal(find_time(f, TS_BASE + 9000), 88);
+    publish_all(f->p);
+    assert_int_equal(find_time(f, TS_BASE + 9000), 88);
+    assert_int_equal(find_time(f, TS_BASE + 9001), 92);
+    /* Below the log start nothing is found, even inside a kept segment. */
+    assert_int_equal(partition_truncate_before(f->p, 30, NULL), 0);
+    assert_int_equal(find_time(f, 0), 30);
+    assert_int_equal(find_time(f, TS_BASE + 1), 40);
+}
+
+/* The search reads through more records than one read returns. */
+static void test_find_time_long_scan(void **state)
+{
+    struct fixture *f = *state;
+
+    f->opt.segment_size = 1 << 20;
+    open_p(f, NULL);
+    append_ts(f->p, 3000, 32, TS_BASE);
+    append_ts(f->p, 1, 1, TS_BASE + 5);
+    publish_all(f->p);
+    assert_int_equal(find_time(f, TS_BASE + 1), 3000);
+    assert_int_equal(find_time(f, TS_BASE + 6), 3001);
+}
+
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -1018,6 +1082,8 @@ int main(void)
         TEST(test_roll_fails),
         TEST(test_short_write),
         TEST(test_remove_dir),
+        TEST(test_find_time),
+        TEST(test_find_time_long_scan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

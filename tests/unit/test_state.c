@@ -669,6 +669,7 @@ static void test_replay_delete_forgets_offsets(void **state)
 
     for (recreate = 0; recreate < 2; recreate++) {
         create_topic(f, "t", 1);
+        produce_n(f, "t", 1, 6);
         commit_one(f, "t", 5);
         commit_one(f, "t", 6);
         persist_groups(f);
@@ -777,6 +778,8 @@ static void test_commit_offsets(void **state)
 
     create_topic(f, "t", 2);
     create_topic(f, "u", 1);
+    produce_n(f, "t", 2, 12);
+    produce_n(f, "u", 1, 7);
     begin(f, CMD_COMMIT_OFFSETS, "");
     snprintf(f->c.group, sizeof(f->c.group), "g");
     add_offset(f, "t", 0, 5);
@@ -800,6 +803,7 @@ static void test_commit_all_or_nothing(void **state)
     uint64_t off;
 
     create_topic(f, "t", 2);
+    produce_n(f, "t", 2, 10);
     begin(f, CMD_COMMIT_OFFSETS, "");
     snprintf(f->c.group, sizeof(f->c.group), "g");
     add_offset(f, "t", 0, 5);
@@ -816,6 +820,106 @@ static void test_commit_all_or_nothing(void **state)
                      BRK_ENOT_FOUND);
 }
 
+/* An offset above the partition's end is BRK_EOFFSET_RANGE with the
+ * bounds, and nothing of the commit is stored; the end itself is fine. */
+static void test_commit_past_end(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t off;
+
+    create_topic(f, "t", 2);
+    produce_n(f, "t", 2, 6); /* 3 records in each partition */
+    begin(f, CMD_COMMIT_OFFSETS, "");
+    snprintf(f->c.group, sizeof(f->c.group), "g");
+    add_offset(f, "t", 0, 3);
+    add_offset(f, "t", 1, 4);
+    assert_int_equal(apply(f), BRK_EOFFSET_RANGE);
+    assert_int_equal(f->res.range_start, 0);
+    assert_int_equal(f->res.range_end, 3);
+    assert_non_null(strstr(f->res.errmsg, "t/1"));
+    assert_int_equal(group_offset(f->st.groups, "g", "t", 0, &off),
+                     BRK_ENOT_FOUND);
+    commit_one(f, "t", 3);
+}
+
+/* Replayed after a restart, with records of later commands on disk, a
+ * commit is judged against the end it saw first: the refusal and the
+ * reset to latest come out the same. */
+static void test_commit_replay_sees_old_end(void **state)
+{
+    struct fixture *f = *state;
+    struct cmd past, reset;
+    uint64_t past_index, reset_index, off;
+
+    create_topic(f, "t", 1);
+    produce_n(f, "t", 1, 2);
+    begin(f, CMD_COMMIT_OFFSETS, "");
+    snprintf(f->c.group, sizeof(f->c.group), "g");
+    add_offset(f, "t", 0, 4);
+    assert_int_equal(apply(f), BRK_EOFFSET_RANGE);
+    past = f->c;
+    past_index = f->index;
+    memset(&f->c, 0, sizeof(f->c));
+    begin(f, CMD_COMMIT_OFFSETS, "");
+    snprintf(f->c.group, sizeof(f->c.group), "h");
+    add_offset(f, "t", CMD_PARTITION_ALL, CMD_RESET_LATEST);
+    assert_int_equal(apply(f), 0);
+    reset = f->c;
+    reset_index = f->index;
+    memset(&f->c, 0, sizeof(f->c));
+    produce_n(f, "t", 1, 5); /* the partition now ends at 7 */
+    restart(f);
+    cmd_clear(&f->c);
+    f->c = past;
+    assert_int_equal(apply_raw(f, past_index), BRK_EOFFSET_RANGE);
+    assert_int_equal(f->res.range_end, 2);
+    cmd_clear(&f->c);
+    f->c = reset;
+    assert_int_equal(apply_raw(f, reset_index), 0);
+    assert_int_equal(group_offset(f->st.groups, "h", "t", 0, &off), 0);
+    assert_int_equal(off, 2);
+}
+
+/* A reset sets every partition: earliest, latest, or the first record at
+ * or after a time; an unknown topic fails. */
+static void test_commit_reset(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t off;
+
+    create_topic(f, "t", 2);
+    produce_n(f, "t", 2, 4);
+    begin(f, CMD_COMMIT_OFFSETS, "");
+    snprintf(f->c.group, sizeof(f->c.group), "g");
+    add_offset(f, "t", CMD_PARTITION_ALL, CMD_RESET_LATEST);
+    assert_int_equal(apply(f), 0);
+    assert_int_equal(group_offset(f->st.groups, "g", "t", 1, &off), 0);
+    assert_int_equal(off, 2);
+    begin(f, CMD_COMMIT_OFFSETS, "");
+    snprintf(f->c.group, sizeof(f->c.group), "g");
+    add_offset(f, "t", CMD_PARTITION_ALL, CMD_RESET_EARLIEST);
+    assert_int_equal(apply(f), 0);
+    assert_int_equal(group_offset(f->st.groups, "g", "t", 0, &off), 0);
+    assert_int_equal(off, 0);
+    /* Every record has the timestamp NOW. */
+    begin(f, CMD_COMMIT_OFFSETS, "");
+    snprintf(f->c.group, sizeof(f->c.group), "g");
+    add_offset(f, "t", CMD_PARTITION_ALL, (uint64_t)NOW + 1);
+    assert_int_equal(apply(f), 0);
+    assert_int_equal(group_offset(f->st.groups, "g", "t", 0, &off), 0);
+    assert_int_equal(off, 2);
+    begin(f, CMD_COMMIT_OFFSETS, "");
+    snprintf(f->c.group, sizeof(f->c.group), "g");
+    add_offset(f, "t", CMD_PARTITION_ALL, (uint64_t)NOW);
+    assert_int_equal(apply(f), 0);
+    assert_int_equal(group_offset(f->st.groups, "g", "t", 1, &off), 0);
+    assert_int_equal(off, 0);
+    begin(f, CMD_COMMIT_OFFSETS, "");
+    snprintf(f->c.group, sizeof(f->c.group), "g");
+    add_offset(f, "nope", CMD_PARTITION_ALL, CMD_RESET_LATEST);
+    assert_int_equal(apply(f), BRK_EUNKNOWN_TOPIC);
+}
+
 /* DELETE_GROUP removes a group; an unknown group is BRK_EUNKNOWN_GROUP. */
 static void test_delete_group(void **state)
 {
@@ -823,6 +927,7 @@ static void test_delete_group(void **state)
     uint64_t off;
 
     create_topic(f, "t", 1);
+    produce_n(f, "t", 1, 3);
     begin(f, CMD_COMMIT_OFFSETS, "");
     snprintf(f->c.group, sizeof(f->c.group), "g");
     add_offset(f, "t", 0, 3);
@@ -1113,6 +1218,9 @@ int main(void)
         T(test_replay_delete_forgets_offsets),
         T(test_commit_offsets),
         T(test_commit_all_or_nothing),
+        T(test_commit_past_end),
+        T(test_commit_replay_sees_old_end),
+        T(test_commit_reset),
         T(test_delete_group),
         T(test_claim_disjoint),
         T(test_claim_only_published),
