@@ -931,7 +931,8 @@ int segment_cut(struct segment *s, int dirfd, uint64_t offset, uint64_t pos,
 {
     uint64_t rel = offset - s->base_offset;
 
-    if (ftruncate(s->fd, (off_t)pos) != 0 || fdatasync(s->fd) != 0)
+    if (ftruncate(s->fd, (off_t)pos) != 0 || 
+        fsutil_fsync_fd(s->fd, s->dir, s->name, true) != 0)
         return brk_errf(errmsg, BRK_EIO, "truncate %s to %" PRIu64 ": %s",
                         s->name, pos, strerror(errno));
     while (s->index_n > 0 && s->index[s->index_n - 1].rel_offset >= rel)
