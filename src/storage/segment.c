@@ -931,7 +931,7 @@ int segment_cut(struct segment *s, int dirfd, uint64_t offset, uint64_t pos,
 {
     uint64_t rel = offset - s->base_offset;
 
-    if (ftruncate(s->fd, (off_t)pos) != 0 || 
+    if (ftruncate(s->fd, (off_t)pos) != 0 ||
         fsutil_fsync_fd(s->fd, s->dir, s->name, true) != 0)
         return brk_errf(errmsg, BRK_EIO, "truncate %s to %" PRIu64 ": %s",
                         s->name, pos, strerror(errno));
