@@ -3,7 +3,8 @@
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config curl python3
       libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libraft-dev
-      libuv1-dev libcmocka-dev)
+      libuv1-dev libcmocka-dev
+      iproute2)  # ip netns: network partitions in tests/chaos
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

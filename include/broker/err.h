@@ -4,6 +4,12 @@
 
 #define BRK_ERRMSG_LEN 512
 
+/* In the message of a write that failed after it may have been committed
+ * (the entry can still commit under the next leader). A follower that
+ * relayed the write passes such an answer on and never sends the write
+ * again (src/http/forwarding.c): a second copy could be stored. */
+#define BRK_MAYBE_APPLIED "may or may not be applied"
+
 /* X(name, API code word, HTTP status, default human sentence) */
 #define BRK_ERR_MAP(X)                                                       \
     X(BRK_OK, "ok", 200, "ok")                                               \

@@ -1,6 +1,7 @@
 /* Small file-system helpers with durable semantics. Any thread. */
 #ifndef BROKER_FSUTIL_H
 #define BROKER_FSUTIL_H
+#include <stdbool.h>
 #include <stddef.h>
 
 /* mkdir -p @path (mode 0755). */
@@ -24,5 +25,17 @@ int fsutil_read_file(const char *path, size_t max, char **out, size_t *len,
 
 /* 0 when @dir exists (created if needed) and a file can be created in it. */
 int fsutil_check_writable(const char *dir, char *errmsg);
+
+/* fsync (fdatasync when @data_only) @fd, the file @dir/@name (@dir may be
+ * NULL). 0, or -1 with errno set. Every fsync of a data file goes through
+ * here (or fsutil_note_synced) so that the fsync log below is complete. */
+int fsutil_fsync_fd(int fd, const char *dir, const char *name,
+                    bool data_only);
+
+/* Test hook, off by default: with BROKER_FSYNC_LOG=<file> in the
+ * environment, append "<size> <path>" to that file: @size bytes of
+ * @dir/@name are durable now. tests/chaos/powerloss.py truncates each file
+ * to its last logged size to simulate a power loss. */
+void fsutil_note_synced(const char *dir, const char *name, long long size);
 
 #endif

@@ -288,9 +288,10 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
         pending_remove(n->cl, pb);
         fail_works(n, pb->works, pb->count, BRK_ENO_LEADER,
                    status == RAFT_SHUTDOWN || n->stopping
-                       ? "the broker is shutting down"
+                       ? "the broker is shutting down; the write "
+                         BRK_MAYBE_APPLIED ": retry"
                        : "leadership was lost before the write committed; it "
-                         "may or may not be applied: retry");
+                         BRK_MAYBE_APPLIED ": retry");
     }
     free(pb->works);
     free(pb);

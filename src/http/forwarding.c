@@ -91,11 +91,19 @@ static enum MHD_Result relay(struct http_req *r, struct forward_response *resp)
                             resp->body, resp->len, resp->broker_node);
 }
 
+/* Whether the leader said the write may have been committed all the same
+ * (it lost leadership or stopped after appending it). */
+static bool maybe_applied(const struct forward_response *resp)
+{
+    return resp->body != NULL && strstr(resp->body, BRK_MAYBE_APPLIED) != NULL;
+}
+
 /* One attempt: 1 when answered, 0 to retry later. Retrying is safe only
  * when the request cannot have reached a leader: no connection, or a 503
  * from a node that is not leading (it applies nothing). A request sent to
- * a leader that then died may have been committed: answer 503 "may or may
- * not be applied" rather than write it a second time. */
+ * a leader that then died, or that answered BRK_MAYBE_APPLIED, may have
+ * been committed: pass on 503 "may or may not be applied" rather than
+ * write it a second time. */
 static int attempt(struct http_req *r, const struct node_status *st,
                    bool last, enum MHD_Result *ret, char *errmsg)
 {
@@ -116,7 +124,7 @@ static int attempt(struct http_req *r, const struct node_status *st,
     }
     if (rv != 0)
         return 0;
-    if (resp.status == 503 && !last) {
+    if (resp.status == 503 && !last && !maybe_applied(&resp)) {
         snprintf(errmsg, BRK_ERRMSG_LEN, "node %llu is not leading yet",
                  (unsigned long long)st->leader_id);
         forward_response_free(&resp);

@@ -887,6 +887,16 @@ bool partition_index_swap(struct partition *p, struct segment *s,
     return ok;
 }
 
+/* The fsync log (fsutil.h) names files by their final path: a segment
+ * renamed into place after its fsync is durable under its new name. */
+static void note_renamed(struct partition *p, const char *log_name,
+                         const char *index_name, const struct segment *s)
+{
+    fsutil_note_synced(p->dir, log_name, (long long)s->size);
+    fsutil_note_synced(p->dir, index_name,
+                       (long long)(s->index_n * SEGMENT_INDEX_ENTRY_SIZE));
+}
+
 int partition_segment_replace(struct partition *p, struct segment *old,
                               struct segment *repl, const char *tmp_log,
                               const char *tmp_index, char *errmsg)
@@ -908,6 +918,7 @@ int partition_segment_replace(struct partition *p, struct segment *old,
     } else {
         p->segs[find_segment(p, old->base_offset)] = repl;
         p->repairs++;
+        note_renamed(p, old->name, iname, repl);
         p->size_bytes = p->size_bytes - old->size + repl->size;
         damage_prune(p); /* @old's runs: it is no longer listed */
     }
@@ -952,6 +963,7 @@ int partition_segment_insert(struct partition *p, struct segment *prev,
         p->segs[i] = repl;
         p->size_bytes += repl->size;
         p->repairs++;
+        note_renamed(p, repl->name, iname, repl);
         for (k = 0; k < p->n_damage; k++) {
             if (p->damage[k].seg == prev && p->damage[k].missing &&
                 p->damage[k].d.from == repl->base_offset) {

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "broker/err.h"
+#include "broker/fsutil.h"
 #include "broker/log.h"
 
 /* Smallest encoded record; bounds how many index entries a file can need. */
@@ -597,7 +598,8 @@ static int cut_tail(struct segment *s, uint64_t keep, uint64_t size,
     log_warn("%s: %s; cutting %" PRIu64 " bytes at position %" PRIu64
              " to recover",
              s->dir, why, size - keep, keep);
-    if (ftruncate(s->fd, (off_t)keep) != 0 || fsync(s->fd) != 0) {
+    if (ftruncate(s->fd, (off_t)keep) != 0 ||
+        fsutil_fsync_fd(s->fd, s->dir, s->name, false) != 0) {
         return brk_errf(errmsg, BRK_EIO, "truncate %s to %" PRIu64 ": %s",
                         s->name, keep, strerror(errno));
     }
@@ -925,7 +927,7 @@ void segment_commit(struct segment *s, const struct segment_batch *b)
 
 int segment_sync(struct segment *s, char *errmsg)
 {
-    if (fdatasync(s->fd) != 0) {
+    if (fsutil_fsync_fd(s->fd, s->dir, s->name, true) != 0) {
         return brk_errf(errmsg, BRK_EIO, "fdatasync %s: %s", s->name,
                         strerror(errno));
     }
@@ -989,7 +991,8 @@ int segment_cut(struct segment *s, int dirfd, uint64_t offset, uint64_t pos,
 {
     uint64_t rel = offset - s->base_offset;
 
-    if (ftruncate(s->fd, (off_t)pos) != 0 || fdatasync(s->fd) != 0)
+    if (ftruncate(s->fd, (off_t)pos) != 0 ||
+        fsutil_fsync_fd(s->fd, s->dir, s->name, true) != 0)
         return brk_errf(errmsg, BRK_EIO, "truncate %s to %" PRIu64 ": %s",
                         s->name, pos, strerror(errno));
     while (s->index_n > 0 && s->index[s->index_n - 1].rel_offset >= rel)
