@@ -47,6 +47,8 @@ struct config {
     int64_t max_request_bytes;       /* 16777216 */
     int64_t max_storage_size;        /* -1 = none */
     int64_t flush_interval_ms;       /* "flush_interval", 0 = fsync per ack */
+    int64_t idempotency_window_ms;   /* "idempotency_window", 10m */
+    int64_t idempotency_max_keys;    /* 1000000 */
     struct config_server server;
     struct config_cluster cluster;
     /* Keys present in the file that the broker does not know, for the log. */

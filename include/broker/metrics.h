@@ -25,7 +25,11 @@
     X(MET_FORWARDED_REQUESTS, "broker_forwarded_requests_total",             \
       "Write requests this follower relayed to the leader.")                  \
     X(MET_FORWARD_ERRORS, "broker_forward_errors_total",                     \
-      "Relays to the leader that failed (no answer, no leader).")
+      "Relays to the leader that failed (no answer, no leader).")             \
+    X(MET_IDEMPOTENT_REPLAYS, "broker_idempotent_replays_total",             \
+      "Writes answered from a held Idempotency-Key instead of applied.")      \
+    X(MET_RELAY_RETRIES, "broker_relay_retries_total",                       \
+      "Keyed relays sent again after the leader died under them.")
 
 #define METRICS__ENUM(id, name, help) id,
 enum metric_id { METRICS_MAP(METRICS__ENUM) MET_COUNT };

@@ -6,6 +6,7 @@
 
 #include "broker/forward.h"
 #include "broker/metrics.h"
+#include "broker/idem.h"
 #include "http_internal.h"
 
 static json_t *member_json(const struct node_member *m)
@@ -69,8 +70,17 @@ enum MHD_Result h_cluster_status(struct http_req *r)
 {
     struct node_status st;
 
+    json_t *o;
+
     node_status(r->srv->deps.node, &st);
-    return http_reply_json(r, 200, status_json(r, &st));
+    o = status_json(r, &st);
+    /* Keys held by this node's state machine (the same on every replica
+     * once it has applied the same entries). */
+    if (o != NULL)
+        json_object_set_new(o, "idempotency_keys",
+                            json_integer((json_int_t)idem_count(
+                                r->srv->deps.st->idem)));
+    return http_reply_json(r, 200, o);
 }
 
 /* ==== overview: every member's status, fetched by this node ==== */

@@ -299,7 +299,7 @@ static enum MHD_Result produce_done(struct http_req *r)
 
     if (res->err != 0)
         return http_reply_error(r, res->err, "%s", res->errmsg);
-    for (i = 0; i < w->cmd.n_records; i++)
+    for (i = 0; i < w->cmd.n_records && !res->replayed; i++)
         bytes += w->cmd.records[i].key_len + w->cmd.records[i].value_len +
                  w->cmd.records[i].headers_len;
     metrics_add(MET_PRODUCE_REQUESTS, 1);

@@ -60,6 +60,9 @@ struct http_req {
     uint64_t limit;             /* fetch: record limit */
     uint64_t max_bytes;         /* fetch: byte cap, 0 = none */
     char *warning;              /* Warning header for a 2xx answer, or NULL */
+    char idem_key[CMD_IDEM_KEY_MAX + 1]; /* Idempotency-Key, "" = none */
+    uint64_t idem_fp;           /* fingerprint of method, path, query, body */
+    bool idem_replayed;         /* a relayed answer was a replay */
 };
 
 /* ==== router.c ==== */
@@ -91,6 +94,13 @@ enum MHD_Result http_reply_error_with(struct http_req *r, int code,
 enum MHD_Result http_reply_relay(struct http_req *r, int status,
                                  const char *content_type, char *body,
                                  size_t len, const char *leader_node);
+
+/* ==== idempotency.c ==== */
+/* Read and check the Idempotency-Key of a write and fingerprint the
+ * request; false after replying 400 for a malformed key. */
+bool http_idem_parse(struct http_req *r, enum MHD_Result *ret);
+/* The Idempotent-Replayed header when the answer is a replay. */
+void http_idem_headers(struct http_req *r, struct MHD_Response *resp);
 
 /* ==== forwarding.c ==== */
 /* Run @local when this node leads (or is standalone), else relay to the
