@@ -101,13 +101,15 @@ static enum MHD_Result relay(struct http_req *r, struct forward_response *resp)
 static void relay_key(struct http_req *r, const struct node_status *st)
 {
     static atomic_ulong seq;
+    char key[CMD_IDEM_KEY_MAX + 1];
 
     if (r->idem_key[0] != '\0')
         return;
-    snprintf(r->idem_key, sizeof(r->idem_key), "fwd-%llu-%llx-%lu",
+    snprintf(key, sizeof(key), "fwd-%llu-%llx-%lu",
              (unsigned long long)st->node_id,
              (unsigned long long)st->started_ms,
              (unsigned long)atomic_fetch_add(&seq, 1) + 1);
+    http_idem_assign(r, key);
 }
 
 /* A leader's 503 that says the write may have been applied (its leadership

@@ -99,6 +99,9 @@ enum MHD_Result http_reply_relay(struct http_req *r, int status,
 /* Read and check the Idempotency-Key of a write and fingerprint the
  * request; false after replying 400 for a malformed key. */
 bool http_idem_parse(struct http_req *r, enum MHD_Result *ret);
+/* Give @r the key @key (a relay's own), fingerprinted as if sent: a node
+ * that becomes leader while relaying applies it under the same key. */
+void http_idem_assign(struct http_req *r, const char *key);
 /* The Idempotent-Replayed header when the answer is a replay. */
 void http_idem_headers(struct http_req *r, struct MHD_Response *resp);
 

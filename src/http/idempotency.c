@@ -55,6 +55,12 @@ bool http_idem_parse(struct http_req *r, enum MHD_Result *ret)
     return true;
 }
 
+void http_idem_assign(struct http_req *r, const char *key)
+{
+    snprintf(r->idem_key, sizeof(r->idem_key), "%s", key);
+    r->idem_fp = fingerprint(r);
+}
+
 void http_idem_headers(struct http_req *r, struct MHD_Response *resp)
 {
     bool local = r->work != NULL && r->work->res.replayed;
