@@ -96,6 +96,13 @@ class Idempotency(ch.ClusterTestCase):
             leader = c.leader()
             for w in writers:
                 w.targets = [n for n in c.up_nodes() if n is not leader]
+        resent = []
+
+        def relay_retries(n):
+            for line in n.metrics().splitlines():
+                if line.startswith("broker_relay_retries_total "):
+                    return int(float(line.split()[1]))
+            return 0
         aim()
         for w in writers:
             w.start()
@@ -110,6 +117,7 @@ class Idempotency(ch.ClusterTestCase):
                 before = acked()
                 c.wait_until(lambda: acked() >= before + 30, 30,
                              "30 writes after kill %d" % (rnd + 1))
+                resent.append(sum(relay_retries(n) for n in c.up_nodes()))
                 c.start(old.node_id)
                 aim()
         finally:
@@ -121,8 +129,11 @@ class Idempotency(ch.ClusterTestCase):
         self.assertEqual([m for w in writers for m in w.maybe], [],
                          "a relayed write answered 'may or may not'")
         retries = sum((w.retries for w in writers), collections.Counter())
-        print("\n  %d acknowledged, retries %s" % (acked(), dict(retries)),
-              file=sys.stderr)
+        print("\n  %d acknowledged, client retries %s, relays resent by "
+              "the followers (counted after each kill) %s"
+              % (acked(), dict(retries), resent), file=sys.stderr)
+        # The kills did catch relays in flight, which were sent again.
+        self.assertGreater(sum(resent), 0)
         c.wait_leader(10)
         contents = c.wait_identical(topic, 60, nodes=c.all())
         where = collections.defaultdict(list)
