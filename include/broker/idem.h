@@ -29,10 +29,6 @@ enum idem_verdict {
     IDEM_FULL,   /* not held and the table is at its cap */
 };
 
-/* Approximate heap bytes per key beyond the key text and its offsets:
- * the entry, allocator overhead and its hash slot (docs/configuration.md). */
-#define IDEM_BYTES_PER_KEY 160
-
 int idem_table_create(int64_t window_ms, uint64_t max_keys,
                       struct idem_table **out);
 void idem_table_destroy(struct idem_table *t);
