@@ -63,15 +63,39 @@ int idem_load(struct idem_table *t, json_t *arr, char *errmsg);
 
 /* ==== standalone journal ==== */
 
-/* Whether the command numbered @index is durable in storage (start-up
- * check of the journal, which is written before the data's fsync). */
-typedef bool (*idem_durable_cb)(void *ctx, uint64_t index);
+/* A keyed produce about to be applied: written to the journal before its
+ * records, so that start-up can rebuild its answer from the records when
+ * a crash came before its key's own line (idem_resolve_cb). */
+struct idem_intent {
+    const char *key;
+    uint64_t fp, index;
+    int64_t at;
+    const char *topic;
+    const uint32_t *parts;           /* each record's partition */
+    size_t n;
+};
 
-/* Open (create) the journal at @path and load it: keys of commands that
- * @durable denies are dropped, then the live keys are rewritten compactly.
- * Loop thread, before any apply. */
+struct idem_journal_hooks {
+    /* Whether the command numbered @index is durable in storage (the
+     * journal is fsync'd before the data: a key of a command that did not
+     * reach the disk is dropped at start-up). */
+    bool (*durable)(void *ctx, uint64_t index);
+    /* Fill @res with the answer of @in from its records on disk; false
+     * when they are not (all) there. */
+    bool (*resolve)(void *ctx, const struct idem_intent *in,
+                    struct cmd_result *res);
+    void *ctx;
+};
+
+/* Open (create) the journal at @path and load it through @hooks, then
+ * rewrite the live keys compactly. Loop thread, before any apply. */
 int idem_journal_open(struct idem_table *t, const char *path,
-                      idem_durable_cb durable, void *ctx, char *errmsg);
+                      const struct idem_journal_hooks *hooks, char *errmsg);
+/* Whether a journal is open. */
+bool idem_journal_active(struct idem_table *t);
+/* Write @in's line now (no fsync). Loop thread. */
+int idem_journal_intent(struct idem_table *t, const struct idem_intent *in,
+                        char *errmsg);
 /* Write the keys recorded since the last call (no fsync; a journal grown
  * well past the live keys is rewritten instead). Loop thread. */
 int idem_journal_append(struct idem_table *t, char *errmsg);

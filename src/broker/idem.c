@@ -483,51 +483,166 @@ static int journal_rewrite(struct idem_table *t, char *errmsg)
     return rv;
 }
 
-static int journal_load(struct idem_table *t, idem_durable_cb durable,
-                        void *ctx, char *errmsg)
+/* Intents (produces about to be applied) seen while loading, until the
+ * line of their answer supersedes them. Few at a time: the answer's line
+ * follows its intent within the same batch. */
+struct intents {
+    json_t *list;                    /* array of intent objects */
+};
+
+static void intents_drop(struct intents *in, const char *key)
 {
+    size_t i;
+
+    for (i = 0; i < json_array_size(in->list); i++)
+        if (strcmp(json_string_value(json_object_get(
+                       json_array_get(in->list, i), "k")), key) == 0) {
+            json_array_remove(in->list, i);
+            return;
+        }
+}
+
+/* A crash after an intent's records and before its answer's line: rebuild
+ * the answer from the records, or forget the key (nothing was written). */
+static void intent_resolve(struct idem_table *t, json_t *o,
+                           const struct idem_journal_hooks *hooks)
+{
+    json_t *rp = json_object_get(o, "rp");
+    const char *fp = json_string_value(json_object_get(o, "f"));
+    struct cmd_result res = {0};
+    struct idem_intent in = {
+        .key = json_string_value(json_object_get(o, "k")),
+        .fp = fp ? strtoull(fp, NULL, 16) : 0,
+        .index = jnum(json_object_get(o, "i")),
+        .at = (int64_t)jnum(json_object_get(o, "a")),
+        .topic = json_string_value(json_object_get(o, "topic")),
+        .n = json_array_size(rp)};
+    uint32_t *parts = calloc(in.n ? in.n : 1, sizeof(*parts));
+    size_t i;
+
+    if (parts == NULL || in.topic == NULL || in.n == 0 ||
+        !idem_key_valid(in.key)) {
+        free(parts);
+        return;
+    }
+    for (i = 0; i < in.n; i++)
+        parts[i] = (uint32_t)jnum(json_array_get(rp, i));
+    in.parts = parts;
+    if (hooks->resolve(hooks->ctx, &in, &res))
+        idem_record(t, in.key, in.fp, in.index, in.at, &res);
+    cmd_result_clear(&res);
+    free(parts);
+}
+
+/* One line: an intent, or a key with its answer. */
+static void load_line(struct idem_table *t, const char *line,
+                      struct intents *pending,
+                      const struct idem_journal_hooks *hooks)
+{
+    json_error_t jerr;
+    json_t *o = json_loads(line, 0, &jerr);
+    struct idem_entry *e;
+
+    if (o != NULL && json_is_array(json_object_get(o, "rp")) &&
+        json_is_string(json_object_get(o, "k"))) {
+        intents_drop(pending, json_string_value(json_object_get(o, "k")));
+        json_array_append_new(pending->list, o);
+        return;
+    }
+    e = o ? entry_from_json(o) : NULL;
+    json_decref(o);
+    /* A torn last line (crash while appending) does not parse. */
+    if (e == NULL)
+        return;
+    intents_drop(pending, e->key);
+    if (!hooks->durable(hooks->ctx, e->index)) {
+        entry_free(e);
+        return;
+    }
+    append_entry(t, e);
+}
+
+static int journal_load(struct idem_table *t,
+                        const struct idem_journal_hooks *hooks, char *errmsg)
+{
+    struct intents pending = {json_array()};
     char *text, *line, *save = NULL;
-    size_t len;
+    struct idem_entry *e;
     int64_t latest = INT64_MIN;
+    size_t len, i;
     int rv = fsutil_read_file(t->path, SIZE_MAX / 2, &text, &len, errmsg);
 
-    if (rv == BRK_ENOT_FOUND)
-        return 0;
-    if (rv != 0)
-        return rv;
+    if (rv == 0 && pending.list == NULL) {
+        free(text);
+        rv = brk_errf(errmsg, BRK_ENOMEM, "idempotency journal");
+    }
+    if (rv != 0) {
+        json_decref(pending.list);
+        return rv == BRK_ENOT_FOUND ? 0 : rv;
+    }
     for (line = strtok_r(text, "\n", &save); line != NULL;
-         line = strtok_r(NULL, "\n", &save)) {
-        json_error_t jerr;
-        json_t *o = json_loads(line, 0, &jerr);
-        struct idem_entry *e = o ? entry_from_json(o) : NULL;
-        json_decref(o);
-        /* A torn last line (crash while appending) does not parse. */
-        if (e == NULL)
-            continue;
-        if (!durable(ctx, e->index)) {
-            entry_free(e);
-            continue;
-        }
+         line = strtok_r(NULL, "\n", &save))
+        load_line(t, line, &pending, hooks);
+    free(text);
+    for (i = 0; i < json_array_size(pending.list); i++)
+        intent_resolve(t, json_array_get(pending.list, i), hooks);
+    json_decref(pending.list);
+    for (e = t->oldest; e != NULL; e = e->next)
         if (e->at > latest)
             latest = e->at;
-        append_entry(t, e);
-    }
-    free(text);
     if (latest != INT64_MIN)
         idem_expire(t, latest);
     return 0;
 }
 
 int idem_journal_open(struct idem_table *t, const char *path,
-                      idem_durable_cb durable, void *ctx, char *errmsg)
+                      const struct idem_journal_hooks *hooks, char *errmsg)
 {
     int rv;
 
     free(t->path);
     if ((t->path = strdup(path)) == NULL)
         return brk_errf(errmsg, BRK_ENOMEM, "idempotency journal");
-    rv = journal_load(t, durable, ctx, errmsg);
+    rv = journal_load(t, hooks, errmsg);
     return rv != 0 ? rv : journal_rewrite(t, errmsg);
+}
+
+bool idem_journal_active(struct idem_table *t)
+{
+    return t != NULL && t->path != NULL;
+}
+
+int idem_journal_intent(struct idem_table *t, const struct idem_intent *in,
+                        char *errmsg)
+{
+    json_t *o, *rp = json_array();
+    char fp[17], *line = NULL;
+    size_t i;
+    int rv = BRK_ENOMEM;
+
+    if (!idem_journal_active(t)) {
+        json_decref(rp);
+        return 0;
+    }
+    for (i = 0; rp != NULL && i < in->n; i++)
+        json_array_append_new(rp, json_integer(in->parts[i]));
+    snprintf(fp, sizeof(fp), "%016llx", (unsigned long long)in->fp);
+    o = json_pack("{s:s, s:s, s:I, s:I, s:s, s:o}", "k", in->key, "f", fp,
+                  "i", (json_int_t)in->index, "a", (json_int_t)in->at,
+                  "topic", in->topic, "rp", rp);
+    if (o != NULL)
+        line = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (line != NULL) {
+        size_t n = strlen(line);
+        line[n] = '\n'; /* json_dumps leaves room for its NUL */
+        pthread_mutex_lock(&t->fd_lock);
+        rv = write_all(t->fd, line, n + 1, t->path, errmsg);
+        pthread_mutex_unlock(&t->fd_lock);
+        t->journal_lines++;
+    }
+    free(line);
+    return rv == BRK_ENOMEM ? brk_errf(errmsg, rv, "idempotency journal") : rv;
 }
 
 /* Rewrite rather than append once most lines are of expired keys. */

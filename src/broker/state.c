@@ -71,6 +71,9 @@ static bool idem_durable(void *ctx, uint64_t index)
     return index <= state_last_index(ctx);
 }
 
+static bool idem_resolve(void *ctx, const struct idem_intent *in,
+                         struct cmd_result *res);
+
 /* Standalone, keys live in a journal next to the data; a cluster keeps
  * them in its Raft snapshots and rebuilds them by replaying the log. */
 static int idem_open(struct state *s, char *errmsg)
@@ -85,7 +88,10 @@ static int idem_open(struct state *s, char *errmsg)
     if (s->cfg->cluster.enabled)
         return 0;
     snprintf(path, sizeof(path), "%s/idempotency.jsonl", s->cfg->data_dir);
-    rv = idem_journal_open(s->idem, path, idem_durable, s, errmsg);
+    rv = idem_journal_open(s->idem, path,
+                           &(struct idem_journal_hooks){
+                               idem_durable, idem_resolve, s},
+                           errmsg);
     if (rv != 0) {
         idem_table_destroy(s->idem);
         s->idem = NULL;
@@ -644,6 +650,104 @@ static void apply_cmd(struct state *s, const struct cmd *c, uint64_t index,
         snprintf(res->errmsg, sizeof(res->errmsg), "%s", brk_err_str(res->err));
 }
 
+/* The record at @offset: its command number and timestamp. */
+static bool record_meta_at(struct partition *p, uint64_t offset,
+                           uint64_t *index, int64_t *ts)
+{
+    struct partition_read_result r = {0};
+    char errmsg[BRK_ERRMSG_LEN];
+    bool ok = partition_read(p, offset, 1, 0, &r, errmsg) == 0 && r.n == 1;
+
+    if (ok) {
+        *index = r.recs[0].cmd_index;
+        *ts = r.recs[0].timestamp;
+    }
+    partition_read_result_free(&r);
+    return ok;
+}
+
+/* Offsets of @in's records in partition @p, into @res: its records are
+ * the first of command number @in->index and on, one per record sent to
+ * @p. False unless all of them are there. */
+static bool resolve_partition(struct topic *t, uint32_t p,
+                              const struct idem_intent *in,
+                              struct cmd_result *res)
+{
+    struct partition *pt = t->partitions[p];
+    struct partition_stats st;
+    uint64_t first, idx, n = 0;
+    int64_t ts;
+    size_t i;
+
+    partition_stats(pt, &st);
+    first = claim_end(pt, st.log_start_offset, st.high_watermark,
+                      in->index - 1, &st);
+    for (i = 0; i < in->n; i++)
+        if (in->parts[i] == p)
+            res->produced[i] =
+                (struct cmd_produced){.partition = p, .offset = first + n++};
+    if (!record_meta_at(pt, first, &idx, &ts) || idx != in->index)
+        return false;
+    res->timestamp = ts;
+    return record_meta_at(pt, first + n - 1, &idx, &ts) && idx == in->index;
+}
+
+/* Start-up: the answer of a keyed produce whose own journal line a crash
+ * lost, rebuilt from its records (see idem_journal_intent). A produce
+ * whose records are only partly there (a crash between two partitions'
+ * writes) is forgotten: a retry writes it again. */
+static bool idem_resolve(void *ctx, const struct idem_intent *in,
+                         struct cmd_result *res)
+{
+    struct state *s = ctx;
+    struct topic *t = topic_registry_get(s->topics, in->topic);
+    bool ok = t != NULL && in->index > 0;
+    size_t i;
+
+    if (ok && (res->produced = calloc(in->n, sizeof(*res->produced))) == NULL)
+        ok = false;
+    res->n_produced = ok ? in->n : 0;
+    for (i = 0; ok && i < in->n; i++) {
+        size_t j = 0;
+        while (j < i && in->parts[j] != in->parts[i])
+            j++;
+        if (in->parts[i] >= t->n_partitions)
+            ok = false;
+        else if (j == i) /* the first record of its partition */
+            ok = resolve_partition(t, in->parts[i], in, res);
+    }
+    topic_put(t);
+    if (ok)
+        log_info("idempotency key '%s': answer rebuilt from its records",
+                 in->key);
+    return ok;
+}
+
+/* Standalone: note a keyed produce in the journal before its records are
+ * written, so that a crash between the two leaves its key findable. */
+static void idem_intent(struct state *s, const struct cmd *c, uint64_t index,
+                        int64_t now_ms)
+{
+    char errmsg[BRK_ERRMSG_LEN];
+    uint32_t *parts;
+    size_t i;
+
+    if (c->type != CMD_PRODUCE || !idem_journal_active(s->idem))
+        return;
+    parts = calloc(c->n_records ? c->n_records : 1, sizeof(*parts));
+    if (parts == NULL)
+        return; /* the key's own line still follows the apply */
+    for (i = 0; i < c->n_records; i++)
+        parts[i] = c->records[i].partition;
+    if (idem_journal_intent(s->idem,
+                            &(struct idem_intent){c->idem_key, c->idem_fp,
+                                                  index, now_ms, c->topic,
+                                                  parts, c->n_records},
+                            errmsg) != 0)
+        log_error("%s", errmsg);
+    free(parts);
+}
+
 /* Whether the answer to @c is final and so remembered under its key: a
  * claim that found nothing changed nothing (it waits and is applied again
  * as a new command), and this node's own disk or memory trouble is not
@@ -691,6 +795,8 @@ void state_apply(struct state *s, const struct cmd *c, uint64_t index,
         idem_expire(s->idem, now_ms);
     if (keyed && !idem_before(s, c, res))
         return;
+    if (keyed)
+        idem_intent(s, c, index, now_ms);
     apply_cmd(s, c, index, now_ms, res, fx);
     if (keyed && idem_final(c, res) &&
         idem_record(s->idem, c->idem_key, c->idem_fp, index, now_ms, res) != 0)

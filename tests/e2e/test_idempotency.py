@@ -168,6 +168,61 @@ class Idempotency(harness.BrokerTestCase):
         self.assertEqual(sorted(self.all_values(b, "k9", 2)), list(range(50)))
         self.assertEqual(b.get("/cluster/status")[2]["idempotency_keys"], 50)
 
+    def test_kill9_under_keyed_load(self):
+        """Six writers retry keyed produces (each key until acknowledged, through the crash) while the broker is killed with kill -9 three times: every value is stored exactly once, every acknowledged one is there, and repeats after the restarts replay the first answers."""
+        b = self.new_broker()
+        b.create_topic("crash", partitions=3)
+        stop = threading.Event()
+        acks = {}
+        lock = threading.Lock()
+
+        def writer(wid):
+            seq = 0
+            while not stop.is_set():
+                key, body = "c%d-%d" % (wid, seq), {"value": [wid, seq]}
+                for _ in range(400):
+                    try:
+                        st, h, data = keyed(b, "POST",
+                                            "/topics/crash/messages", body,
+                                            key, timeout=5)
+                    except (OSError, harness.http.client.HTTPException):
+                        st = None
+                    if st == 201:
+                        with lock:
+                            acks[key] = (body, data)
+                        break
+                    harness.time.sleep(0.02)
+                seq += 1
+
+        threads = [threading.Thread(target=writer, args=(w,), daemon=True)
+                   for w in range(6)]
+        for t in threads:
+            t.start()
+        try:
+            for _ in range(3):
+                n = len(acks)
+                harness.wait_until(lambda: len(acks) >= n + 150, 30)
+                b.kill9()
+                b.start()
+        finally:
+            n = len(acks)
+            harness.wait_until(lambda: len(acks) >= n + 50, 30)
+            stop.set()
+            for t in threads:
+                t.join(30)
+        values = [tuple(v) for v in self.all_values(b, "crash", 3)]
+        dup = [v for v in set(values) if values.count(v) > 1]
+        self.assertEqual(dup, [], "stored more than once")
+        stored = set(values)
+        lost = [k for k, (body, _) in acks.items()
+                if tuple(body["value"]) not in stored]
+        self.assertEqual(lost, [], "acknowledged and missing")
+        for key in sorted(acks)[::5]:
+            body, first = acks[key]
+            st, h, data = keyed(b, "POST", "/topics/crash/messages", body, key)
+            self.assertEqual((st, h.get("Idempotent-Replayed"), data),
+                             (201, "true", first), key)
+
     def test_window_and_cap(self):
         """Past idempotency_max_keys a new key is 503 idempotency_keys_full (held keys still replay); after idempotency_window a key applies anew."""
         b = self.new_broker({"idempotency_max_keys": 2,

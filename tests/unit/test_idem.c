@@ -427,6 +427,54 @@ static void test_journal_drops_undurable(void **state)
     cmd_result_clear(&r);
 }
 
+/* A crash after a keyed produce's records and before its key's line: the
+ * intent written before the records lets start-up rebuild the answer from
+ * them. An intent whose records never came is forgotten. */
+static void test_journal_intent_resolved(void **state)
+{
+    struct fixture *f = *state;
+    char path[TMPDIR_PATH_MAX + 32];
+    struct cmd_result r = {0};
+    FILE *fp;
+
+    create_topic(f, "t", 2);
+    begin(f, CMD_PRODUCE, "t", "pre", 3);
+    add_record(f, 0, "x");
+    assert_int_equal(apply(f), 0);
+    assert_int_equal(idem_journal_append(f->st.idem, f->errmsg), 0);
+    begin(f, CMD_PRODUCE, "t", "k", 5);
+    add_record(f, 0, "a");
+    add_record(f, 1, "b");
+    add_record(f, 0, "c");
+    assert_int_equal(apply_at(f, ++f->index, NOW + 7), 0);
+    /* No idem_journal_append: the process died here. */
+    snprintf(path, sizeof(path), "%s/idempotency.jsonl", f->dir);
+    fp = fopen(path, "a");
+    assert_non_null(fp);
+    fprintf(fp, "{\"k\":\"never\",\"f\":\"01\",\"i\":%llu,\"a\":%lld,"
+            "\"topic\":\"t\",\"rp\":[0]}\n",
+            (unsigned long long)f->index + 10, (long long)NOW);
+    fclose(fp);
+    restart(f);
+    assert_int_equal(idem_count(f->st.idem), 2);
+    assert_int_equal(idem_check(f->st.idem, "k", 5, &r), IDEM_REPLAY);
+    assert_int_equal(r.err, 0);
+    assert_int_equal(r.n_produced, 3);
+    assert_int_equal(r.produced[0].partition, 0);
+    assert_int_equal(r.produced[0].offset, 1);
+    assert_int_equal(r.produced[1].partition, 1);
+    assert_int_equal(r.produced[1].offset, 0);
+    assert_int_equal(r.produced[2].partition, 0);
+    assert_int_equal(r.produced[2].offset, 2);
+    assert_int_equal(r.timestamp, NOW + 7);
+    assert_int_equal(idem_check(f->st.idem, "never", 1, &r), IDEM_NEW);
+    /* Still there after another restart (rewritten as a full line). */
+    restart(f);
+    assert_int_equal(idem_check(f->st.idem, "k", 5, &r), IDEM_REPLAY);
+    assert_int_equal(r.produced[2].offset, 2);
+    cmd_result_clear(&r);
+}
+
 /* Expired keys are not loaded again. */
 static void test_journal_expired(void **state)
 {
@@ -532,6 +580,7 @@ int main(void)
         T(test_dump_load),
         T(test_journal_survives_restart),
         T(test_journal_drops_undurable),
+        T(test_journal_intent_resolved),
         T(test_journal_expired),
         cmocka_unit_test(test_key_valid),
         cmocka_unit_test(test_codec_carries_key),
