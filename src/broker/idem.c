@@ -215,6 +215,9 @@ void idem_expire(struct idem_table *t, int64_t now_ms)
 
 static void fill_result(const struct idem_entry *e, struct cmd_result *res)
 {
+    size_t np = e->n_produced * sizeof(*e->produced);
+    size_t nc = e->n_claimed * sizeof(*e->claimed);
+
     cmd_result_clear(res);
     res->err = e->err;
     if (e->errmsg != NULL)
@@ -222,14 +225,12 @@ static void fill_result(const struct idem_entry *e, struct cmd_result *res)
     res->timestamp = e->timestamp;
     res->range_start = e->range_start;
     res->range_end = e->range_end;
-    if (e->n_produced > 0 &&
-        (res->produced = malloc(e->n_produced * sizeof(*e->produced))) != NULL) {
-        memcpy(res->produced, e->produced, e->n_produced * sizeof(*e->produced));
+    if (np > 0 && (res->produced = malloc(np)) != NULL) {
+        memcpy(res->produced, e->produced, np);
         res->n_produced = e->n_produced;
     }
-    if (e->n_claimed > 0 &&
-        (res->claimed = malloc(e->n_claimed * sizeof(*e->claimed))) != NULL) {
-        memcpy(res->claimed, e->claimed, e->n_claimed * sizeof(*e->claimed));
+    if (nc > 0 && (res->claimed = malloc(nc)) != NULL) {
+        memcpy(res->claimed, e->claimed, nc);
         res->n_claimed = e->n_claimed;
     }
     res->replayed = true;
@@ -290,7 +291,8 @@ int idem_record(struct idem_table *t, const char *key, uint64_t fp,
         return BRK_ENOMEM;
     }
     if (res->n_produced > 0)
-        memcpy(e->produced, res->produced, res->n_produced * sizeof(*e->produced));
+        memcpy(e->produced, res->produced,
+               res->n_produced * sizeof(*e->produced));
     if (res->n_claimed > 0)
         memcpy(e->claimed, res->claimed, res->n_claimed * sizeof(*e->claimed));
     append_entry(t, e);
@@ -306,10 +308,12 @@ static json_t *entry_json(const struct idem_entry *e)
     uint32_t i;
 
     for (i = 0; i < e->n_produced; i++)
-        json_array_append_new(p, json_pack("[i, I]", (int)e->produced[i].partition,
+        json_array_append_new(p, json_pack("[i, I]",
+                                           (int)e->produced[i].partition,
                                            (json_int_t)e->produced[i].offset));
     for (i = 0; i < e->n_claimed; i++)
-        json_array_append_new(c, json_pack("[i, I, I]", (int)e->claimed[i].partition,
+        json_array_append_new(c, json_pack("[i, I, I]",
+                                           (int)e->claimed[i].partition,
                                            (json_int_t)e->claimed[i].from,
                                            (json_int_t)e->claimed[i].to));
     snprintf(fp, sizeof(fp), "%016llx", (unsigned long long)e->fp);

@@ -19,7 +19,8 @@ static enum MHD_Result fp_arg(void *cls, enum MHD_ValueKind kind,
 
     (void)kind;
     c->h = idem_fp_update(c->h, key, strlen(key) + 1);
-    c->h = idem_fp_update(c->h, value ? value : "", value ? strlen(value) + 1 : 1);
+    value = value ? value : "";
+    c->h = idem_fp_update(c->h, value, strlen(value) + 1);
     return MHD_YES;
 }
 
