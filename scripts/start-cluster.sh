@@ -17,7 +17,9 @@ for i in 1 2 3; do
 done
 for _ in $(seq 1 100); do
   leader=$(curl -sf http://127.0.0.1:9092/cluster/leader 2>/dev/null || true)
-  if [ -n "$leader" ]; then
+  # Wait for the leader's HTTP address too: it is replicated a moment after
+  # the election, and an empty one would send operators the wrong way.
+  if [ -n "$leader" ] && ! grep -q '"http_address": *""' <<<"$leader"; then
     echo "leader: $leader"
     echo "dashboard: http://127.0.0.1:9092/  (also :9093, :9094)"
     echo "logs:      logs/node1.log logs/node2.log logs/node3.log"

@@ -11,10 +11,12 @@
 #include "broker/announce.h"
 #include "broker/config.h"
 #include "broker/err.h"
+#include "broker/forward.h"
 #include "broker/fsutil.h"
 #include "broker/http.h"
 #include "broker/log.h"
 #include "broker/node.h"
+#include "broker/replica.h"
 #include "broker/state.h"
 
 #ifndef BROKER_VERSION
@@ -106,6 +108,12 @@ static int load_config(const struct args *a, struct config *cfg)
     }
     for (i = 0; i < cfg->n_unknown; i++)
         log_warn("config: unknown field '%s' ignored", cfg->unknown[i]);
+    if (cfg->cluster.enabled && cfg->cluster.secret[0] == '\0')
+        log_warn("config: cluster.secret_file is not set: /internal/* "
+                 "routes are open to anyone who can reach the HTTP port, and "
+                 "member announcements are checked only by source address "
+                 "and a call-back (see docs/security.md)");
+    forward_set_secret(cfg->cluster.secret);
     if (cfg->cluster.enabled && !cfg->cluster.check_quorum)
         log_warn("config: cluster.check_quorum=false is not supported by "
                  "c-raft 0.15; the leader still steps down without a quorum");
@@ -170,6 +178,9 @@ static int run(const struct config *cfg, const char *www)
     }
     if (cfg->cluster.enabled && announcer_start(node, cfg, &ann, errmsg) != 0)
         log_error("%s", errmsg);
+    /* Standalone too: it keeps digests built after a restart. */
+    if (replica_start(node, cfg, &st, errmsg) != 0)
+        log_error("%s", errmsg);
     log_info("broker %s listening on %s:%d (advertised %s), data in %s, %s",
              BROKER_VERSION, cfg->server.host, cfg->server.port,
              cfg->server.advertise, cfg->data_dir,
@@ -179,6 +190,7 @@ static int run(const struct config *cfg, const char *www)
              sig == SIGINT ? "SIGINT" : "SIGTERM");
     http_server_quiesce(http);
     announcer_stop(ann);
+    replica_stop();
     node_stop(node); /* everything acknowledged is on disk from here */
     if (!http_server_stop(http)) {
         log_warn("stopping without freeing: HTTP threads still busy");

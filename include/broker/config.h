@@ -17,6 +17,7 @@ struct config_server {
     char advertise[CONFIG_ADDR_MAX]; /* host:port; "" = derived, see config_load */
     char log_file[CONFIG_PATH_MAX];  /* "" = stderr */
     char log_level[16];              /* "info" */
+    int64_t max_connections_per_client; /* 0 = no limit */
 };
 
 struct config_cluster {
@@ -32,6 +33,8 @@ struct config_cluster {
     bool check_quorum;               /* true */
     int64_t snapshot_entries;        /* 10000 */
     int64_t compaction_overhead;     /* 5000 */
+    char secret_file[CONFIG_PATH_MAX]; /* "" = no cluster secret */
+    char secret[256];                /* its content, loaded; never logged */
 };
 
 struct config {
@@ -47,6 +50,8 @@ struct config {
     int64_t max_request_bytes;       /* 16777216 */
     int64_t max_storage_size;        /* -1 = none */
     int64_t flush_interval_ms;       /* "flush_interval", 0 = fsync per ack */
+    int64_t digest_interval_ms;      /* "digest_interval", 1m, 0 = off */
+    int64_t digest_chunk;            /* offsets per replica digest chunk */
     int64_t idempotency_window_ms;   /* "idempotency_window", 10m */
     int64_t idempotency_max_keys;    /* 1000000 */
     struct config_server server;

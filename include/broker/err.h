@@ -35,7 +35,9 @@
     X(BRK_EIDEM_FULL, "idempotency_keys_full", 503,                          \
       "too many idempotency keys held")                                     \
     X(BRK_ETIMEOUT, "timeout", 504, "timed out")                             \
-    X(BRK_ESTORAGE_FULL, "storage_full", 507, "storage full")
+    X(BRK_ESTORAGE_FULL, "storage_full", 507, "storage full")               \
+    X(BRK_EUNAUTHORIZED, "unauthorized", 401, "unauthorized")              \
+    X(BRK_EFORBIDDEN, "forbidden", 403, "forbidden")
 
 #define BRK__ERR_ENUM(name, word, status, str) name,
 enum brk_err { BRK_ERR_MAP(BRK__ERR_ENUM) BRK_ERR_COUNT };

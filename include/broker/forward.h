@@ -29,9 +29,11 @@ struct forward_request {
     const char *forwarded_by;     /* X-Forwarded-By value, or NULL */
     const char *idem_key;         /* Idempotency-Key value, or NULL */
     long timeout_ms;
+    const char *local_ip;         /* numeric source address, or NULL */
 };
 
-/* Perform @req. 0 with @out filled whenever an HTTP answer came back (any
+/* Perform @req. @req->base must pass addr_http_valid (a table entry
+ * that does not is never called: BRK_EUNAVAILABLE). 0 with @out filled whenever an HTTP answer came back (any
  * status); BRK_EUNAVAILABLE when no connection could be made (the request
  * never left: safe to retry); BRK_EFORWARD when it may have been sent but
  * no answer came (a write may or may not have happened). @errmsg says
@@ -39,6 +41,16 @@ struct forward_request {
 int forward_call(const struct forward_request *req,
                  struct forward_response *out, char *errmsg);
 void forward_response_free(struct forward_response *r);
+
+/* The header that carries the cluster secret on node-to-node requests. */
+#define FORWARD_SECRET_HEADER "X-Cluster-Secret"
+
+/* Set the cluster secret (cluster.secret, "" for none; copied). Once
+ * set, forward_call sends it with every request (relayed writes,
+ * announcements, catch-up, any later /internal call), so callers need
+ * nothing more. Call once from main before any thread calls
+ * forward_call. */
+void forward_set_secret(const char *secret);
 
 /* At shutdown: make every call in progress, and every later one, fail
  * at once (a relayed claim may wait 30 s otherwise). Any thread. */

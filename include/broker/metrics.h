@@ -26,6 +26,12 @@
       "Write requests this follower relayed to the leader.")                  \
     X(MET_FORWARD_ERRORS, "broker_forward_errors_total",                     \
       "Relays to the leader that failed (no answer, no leader).")             \
+    X(MET_REPLICA_DIVERGENCE, "broker_replica_divergence_total",             \
+      "Divergent replica partitions found by the leader's digest check.")    \
+    X(MET_REPLICA_REPAIRS, "broker_replica_repairs_total",                   \
+      "Partition tails this node replaced with the leader's records.")       \
+    X(MET_DIGEST_CHECKS, "broker_digest_checks_total",                       \
+      "Digest comparisons of a partition with a member (leader).")            \
     X(MET_IDEMPOTENT_REPLAYS, "broker_idempotent_replays_total",             \
       "Writes answered from a held Idempotency-Key instead of applied.")      \
     X(MET_RELAY_RETRIES, "broker_relay_retries_total",                       \
@@ -35,7 +41,7 @@
 enum metric_id { METRICS_MAP(METRICS__ENUM) MET_COUNT };
 #undef METRICS__ENUM
 
-#define METRICS_MAX_ROUTES 32
+#define METRICS_MAX_ROUTES 64
 
 void metrics_add(enum metric_id id, uint64_t n);
 uint64_t metrics_get(enum metric_id id);

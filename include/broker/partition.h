@@ -19,6 +19,7 @@ struct partition;
 struct partition_options {
     uint64_t segment_size;   /* roll when a segment would pass this size */
     uint32_t index_interval; /* record bytes between sparse index entries */
+    uint32_t digest_chunk;   /* offsets per replica digest chunk (0: 1024) */
 };
 #define PARTITION_DEFAULT_INDEX_INTERVAL 4096
 
@@ -123,6 +124,20 @@ int partition_truncate_before(struct partition *p, uint64_t before,
  * (log start = high watermark = @base): a replica whose data a snapshot
  * cannot build on. Readers of deleted segments finish safely. */
 int partition_reset(struct partition *p, uint64_t base, char *errmsg);
+
+/* The partition's replica digest (digest.h). Any thread. */
+struct digest *partition_digest(struct partition *p);
+
+/* Writer only. Remove every record at and after @offset (log start <=
+ * @offset; nothing to do at or past next_offset): later segments are
+ * deleted, the one holding @offset is cut (ftruncate) and its index
+ * rewritten, or, when @offset is its base, replaced by a new empty
+ * segment. next_offset and the high watermark become @offset; the replica
+ * digest is cut to match. Used to repair a divergent replica's tail
+ * before re-fetching it. A reader already reading the removed range may
+ * get BRK_ECORRUPT (bytes shorter than it saw); it never gets bad records.
+ * The cut is made durable by the next partition_sync. */
+int partition_cut_tail(struct partition *p, uint64_t offset, char *errmsg);
 
 /* Remove a partition directory and every file in it (after
  * partition_close, or while readers still hold descriptors). */

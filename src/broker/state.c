@@ -104,6 +104,7 @@ int state_open(struct state *s, const struct config *cfg, char *errmsg)
     struct partition_options popt = {
         .segment_size = (uint64_t)cfg->segment_size,
         .index_interval = PARTITION_DEFAULT_INDEX_INTERVAL,
+        .digest_chunk = (uint32_t)cfg->digest_chunk,
     };
     int rv;
 

@@ -17,7 +17,7 @@
 #define CATCHUP_TIMEOUT_MS 10000L
 
 /* Decode a page of encoded records into @recs (pointers into @body). */
-static int decode_page(const struct forward_response *resp, uint64_t from,
+int catchup_decode_page(const struct forward_response *resp, uint64_t from,
                        uint64_t upto, struct record **recs, size_t *n,
                        char *errmsg)
 {
@@ -58,9 +58,9 @@ static uint64_t leader_log_start(const struct forward_response *resp)
     return v > 0 ? (uint64_t)v : 0;
 }
 
-static int fetch_page(const char *leader, struct topic *t, uint32_t p,
-                      uint64_t from, struct forward_response *resp,
-                      uint64_t *moved_to, char *errmsg)
+int catchup_fetch_page(const char *leader, const char *topic, uint32_t p,
+                       uint64_t from, struct forward_response *resp,
+                       uint64_t *moved_to, char *errmsg)
 {
     char path[512];
     struct forward_request req = {
@@ -69,7 +69,7 @@ static int fetch_page(const char *leader, struct topic *t, uint32_t p,
     int rv;
 
     snprintf(path, sizeof(path), "/internal/records/%s/%u?from=%llu"
-             "&max_bytes=%u", t->name, p, (unsigned long long)from,
+             "&max_bytes=%u", topic, p, (unsigned long long)from,
              CATCHUP_PAGE_BYTES);
     rv = forward_call(&req, resp, errmsg);
     if (rv == 0 && resp->status == 416 &&
@@ -111,7 +111,8 @@ int catchup_partition(struct node *n, const char *leader, struct topic *t,
                           (unsigned long long)st.next_offset);
             break;
         }
-        rv = fetch_page(leader, t, p, st.next_offset, &resp, &moved, errmsg);
+        rv = catchup_fetch_page(leader, t->name, p, st.next_offset, &resp,
+                                &moved, errmsg);
         if (rv == BRK_EOFFSET_RANGE) {
             log_warn("catch-up of %s/%u: the leader starts at %llu now",
                      t->name, p, (unsigned long long)moved);
@@ -121,7 +122,8 @@ int catchup_partition(struct node *n, const char *leader, struct topic *t,
         }
         if (rv != 0)
             break;
-        rv = decode_page(&resp, st.next_offset, upto, &recs, &count, errmsg);
+        rv = catchup_decode_page(&resp, st.next_offset, upto, &recs, &count,
+                                 errmsg);
         if (rv == 0 && count == 0)
             rv = brk_errf(errmsg, BRK_EFORWARD, "leader sent no records");
         if (rv == 0)

@@ -30,11 +30,30 @@
 
 /* ==== apply ==== */
 
-static void apply_member(struct node *n, const struct cmd *c)
+/* Checked again here: an entry written before addresses were validated
+ * (or by a faulty leader) must not become a relay target. The address is
+ * logged only once it is known to be a plain host:port. */
+static void apply_member(struct node *n, const struct cmd *c,
+                         struct cmd_result *res)
 {
-    cluster_set_member(n, c->node_id, c->address);
-    log_info("member %llu serves HTTP at %s",
-             (unsigned long long)c->node_id, c->address);
+    unsigned long long id = (unsigned long long)c->node_id;
+    int rv = cluster_set_member(n, c->node_id, c->address);
+
+    res->err = rv;
+    if (rv == BRK_EINVAL) {
+        log_warn("member %llu: ignoring an HTTP address that is not a valid "
+                 "host:port", id);
+        snprintf(res->errmsg, sizeof(res->errmsg), "not a valid host:port");
+    } else if (rv != 0) {
+        log_warn("member %llu: the member table is full (%d entries); its "
+                 "HTTP address is not recorded", id, NODE_MAX_MEMBERS);
+        snprintf(res->errmsg, sizeof(res->errmsg), "the member table is full "
+                 "(%d entries)", NODE_MAX_MEMBERS);
+    } else if (c->address[0] == '\0') {
+        log_info("member %llu forgotten", id);
+    } else {
+        log_info("member %llu serves HTTP at %s", id, c->address);
+    }
 }
 
 /* Errors of this node's disk or memory, as opposed to a command that is
@@ -66,7 +85,7 @@ static void apply_cmds(struct node *n, struct cmd *cmds, size_t count,
         struct cmd_result *res = pb ? &pb->works[i]->res : &scratch;
         memset(&scratch, 0, sizeof(scratch));
         if (cmds[i].type == CMD_SET_MEMBER)
-            apply_member(n, &cmds[i]);
+            apply_member(n, &cmds[i], res);
         else
             state_apply(n->st, &cmds[i], FSM_SEQ(index, i), ts, res, fx);
         if (storage_failed(res->err))
@@ -362,10 +381,11 @@ static void restore_members(struct node *n, json_t *members)
     for (i = 0; i < json_array_size(members); i++) {
         json_t *m = json_array_get(members, i);
         const char *http = json_string_value(json_object_get(m, "http"));
-        if (http != NULL)
-            cluster_set_member(
-                n, (uint64_t)json_integer_value(json_object_get(m, "id")),
-                http);
+        json_int_t id = json_integer_value(json_object_get(m, "id"));
+        if (http != NULL && http[0] != '\0' && id > 0 &&
+            cluster_set_member(n, (uint64_t)id, http) != 0)
+            log_warn("snapshot: member %lld: HTTP address not recorded "
+                     "(invalid or table full)", (long long)id);
     }
 }
 

@@ -54,12 +54,13 @@ static void finish(struct change *c, int rv, const char *what)
     free(c);
 }
 
-/* Record the new member's HTTP address in the replicated state. */
+/* Record the new member's HTTP address in the replicated state ("":
+ * forget a removed member, so that its table slot can be reused). */
 static void propose_http(struct node *n, uint64_t id, const char *http)
 {
     struct work *w;
 
-    if (http[0] == '\0' || (w = calloc(1, sizeof(*w))) == NULL)
+    if ((w = calloc(1, sizeof(*w))) == NULL)
         return;
     w->type = WORK_CMD;
     w->cmd.type = CMD_SET_MEMBER;
@@ -77,7 +78,8 @@ static void assign_cb(struct raft_change *req, int status)
     if (status == 0) {
         log_info("member %llu (%s) is now a voter",
                  (unsigned long long)c->w->arg_id, c->w->arg_addr);
-        propose_http(c->n, c->w->arg_id, c->w->arg_addr2);
+        if (c->w->arg_addr2[0] != '\0')
+            propose_http(c->n, c->w->arg_id, c->w->arg_addr2);
     }
     finish(c, status, "promote the new member to voter");
 }
@@ -134,8 +136,10 @@ static void remove_cb(struct raft_change *req, int status)
 {
     struct change *c = req->data;
 
-    if (status == 0)
+    if (status == 0) {
         log_info("member %llu removed", (unsigned long long)c->w->arg_id);
+        propose_http(c->n, c->w->arg_id, "");
+    }
     finish(c, status, "remove member");
 }
 

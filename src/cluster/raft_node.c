@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "broker/addr.h"
 #include "broker/fsutil.h"
 #include "broker/clock.h"
 #include "broker/log.h"
@@ -29,20 +30,29 @@ const char *cluster_member_http(struct node *n, uint64_t id)
     return NULL;
 }
 
-void cluster_set_member(struct node *n, uint64_t id, const char *http)
+int cluster_set_member(struct node *n, uint64_t id, const char *http)
 {
     struct cluster *cl = n->cl;
     int i;
 
     for (i = 0; i < cl->n_members && cl->members[i].id != id; i++)
         ;
+    if (http[0] == '\0') {
+        /* Forget a removed member: its slot goes to later members. */
+        if (i < cl->n_members)
+            cl->members[i] = cl->members[--cl->n_members];
+        return 0;
+    }
+    if (!addr_http_valid(http))
+        return BRK_EINVAL;
     if (i == cl->n_members) {
         if (cl->n_members == NODE_MAX_MEMBERS)
-            return;
+            return BRK_ECONFLICT;
         cl->n_members++;
     }
     cl->members[i].id = id;
     snprintf(cl->members[i].http, sizeof(cl->members[i].http), "%s", http);
+    return 0;
 }
 
 /* ==== status ==== */

@@ -15,8 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "broker/addr.h"
 #include "broker/err.h"
 #include "broker/log.h"
+#include "broker/secret.h"
 
 /* ==== The key table ==================================================== */
 
@@ -57,6 +59,7 @@ struct cfg_row {
 
 static const char *check_log_level(const char *s);
 static const char *check_host_port_or_empty(const char *s);
+static const char *check_advertise(const char *s);
 
 static const struct cfg_row cfg_rows[] = {
     {.path = "data_dir", .type = CFG_STRING, CFG_FIELD(data_dir),
@@ -90,6 +93,13 @@ static const struct cfg_row cfg_rows[] = {
      .flags = CFG_MINUS1_OK},
     {.path = "flush_interval", .type = CFG_DURATION,
      CFG_FIELD(flush_interval_ms), .def = 0, .min = 0, .max = INT64_MAX},
+    /* Replica comparison (docs/clustering.md): how often the leader
+     * compares digests, and the records per digest chunk. */
+    {.path = "digest_interval", .type = CFG_DURATION,
+     CFG_FIELD(digest_interval_ms), .def = 60 * 1000, .min = 0,
+     .max = INT64_MAX},
+    {.path = "digest_chunk", .type = CFG_INT64, CFG_FIELD(digest_chunk),
+     .def = 1024, .min = 16, .max = 1 << 20},
     /* Idempotency keys (API.md v2 "Exactly-once writes"). */
     {.path = "idempotency_window", .type = CFG_DURATION,
      CFG_FIELD(idempotency_window_ms), .def = 10 * 60 * 1000, .min = 1000,
@@ -102,14 +112,21 @@ static const struct cfg_row cfg_rows[] = {
      .def_str = "0.0.0.0", .flags = CFG_NONEMPTY},
     {.path = "server.port", .type = CFG_PORT, CFG_FIELD(server.port),
      .def = 9092},
+    /* Other nodes relay writes to it: the same rule as for announced
+     * member addresses (addr.h). */
     {.path = "server.advertise", .type = CFG_STRING,
      CFG_FIELD(server.advertise), .def_str = "",
-     .check = check_host_port_or_empty},
+     .check = check_advertise},
     {.path = "server.log_file", .type = CFG_STRING,
      CFG_FIELD(server.log_file), .def_str = ""},
     {.path = "server.log_level", .type = CFG_STRING,
      CFG_FIELD(server.log_level), .def_str = "info",
      .check = check_log_level},
+    /* MHD's per-IP limit. A follower keeps one keep-alive connection per
+     * HTTP pool thread (32) to the leader: stay well above that. */
+    {.path = "server.max_connections_per_client", .type = CFG_INT64,
+     CFG_FIELD(server.max_connections_per_client), .def = 0, .min = 0,
+     .max = 100000},
 
     {.path = "cluster.enabled", .type = CFG_BOOL, CFG_FIELD(cluster.enabled),
      .def = 0},
@@ -139,6 +156,9 @@ static const struct cfg_row cfg_rows[] = {
     {.path = "cluster.compaction_overhead", .type = CFG_INT64,
      CFG_FIELD(cluster.compaction_overhead), .def = 5000, .min = 0,
      .max = UINT32_MAX},
+    /* Read at load time into cluster.secret (see load_secret). */
+    {.path = "cluster.secret_file", .type = CFG_STRING,
+     CFG_FIELD(cluster.secret_file), .def_str = ""},
 };
 
 #define CFG_N_ROWS (sizeof cfg_rows / sizeof cfg_rows[0])
@@ -222,6 +242,15 @@ static const char *check_host_port(const char *s)
 static const char *check_host_port_or_empty(const char *s)
 {
     return s[0] == '\0' ? NULL : check_host_port(s);
+}
+
+static const char *check_advertise(const char *s)
+{
+    if (s[0] == '\0' || addr_http_valid(s)) {
+        return NULL;
+    }
+    return "must be \"host:port\": a host name, IPv4 address or [IPv6] "
+           "address and a port 1..65535, no spaces or control characters";
 }
 
 static const char *check_log_level(const char *s)
@@ -820,6 +849,22 @@ static int validate_cluster(struct config *c, const char *name, char *errmsg)
     return rv != 0 ? rv : resolve_raft_address(c, name, errmsg);
 }
 
+/* The secret itself never goes into a message, only the file's name. */
+static int load_secret(struct config *c, const char *name, char *errmsg)
+{
+    char why[BRK_ERRMSG_LEN];
+
+    c->cluster.secret[0] = '\0';
+    if (c->cluster.secret_file[0] == '\0') {
+        return 0;
+    }
+    if (secret_load(c->cluster.secret_file, c->cluster.secret,
+                    sizeof c->cluster.secret, why) != 0) {
+        return field_err(errmsg, name, "cluster.secret_file", "%s", why);
+    }
+    return 0;
+}
+
 static int validate(struct config *c, const char *name, char *errmsg)
 {
     int rv;
@@ -829,6 +874,10 @@ static int validate(struct config *c, const char *name, char *errmsg)
         return rv;
     }
     rv = validate_cluster(c, name, errmsg);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = load_secret(c, name, errmsg);
     if (rv != 0) {
         return rv;
     }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "broker/addr.h"
 #include "broker/err.h"
 #include "broker/forward.h"
 #include "broker/log.h"
@@ -25,6 +26,7 @@ struct announcer {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool stop;
+    int last_status;    /* of the last announcement, to log changes once */
 };
 
 static bool registered(const struct node_status *st, const char *self)
@@ -39,7 +41,8 @@ static bool registered(const struct node_status *st, const char *self)
 
 static void announce_once(struct announcer *a, const struct node_status *st)
 {
-    char body[512], errmsg[BRK_ERRMSG_LEN], id[24];
+    char body[512], errmsg[BRK_ERRMSG_LEN], id[24], host[64];
+    int rv;
     struct forward_response resp;
     struct forward_request req = {
         .method = "POST", .base = st->leader.http_address,
@@ -51,12 +54,31 @@ static void announce_once(struct announcer *a, const struct node_status *st)
                                "{\"node_id\":%llu,\"http_address\":\"%s\"}",
                                (unsigned long long)st->node_id,
                                a->cfg->server.advertise);
-    if (forward_call(&req, &resp, errmsg) != 0) {
+    /* Without a secret the leader checks that we call from the host of
+     * our Raft address: use it as the source (several addresses may sit
+     * on one machine), or the default one if it cannot be bound. */
+    if (a->cfg->cluster.secret[0] == '\0' &&
+        addr_host(a->cfg->cluster.raft_address, host, sizeof(host)))
+        req.local_ip = host;
+    rv = forward_call(&req, &resp, errmsg);
+    if (rv == BRK_EUNAVAILABLE && req.local_ip != NULL) {
+        req.local_ip = NULL;
+        rv = forward_call(&req, &resp, errmsg);
+    }
+    if (rv != 0) {
         log_debug("announce to leader: %s", errmsg);
         return;
     }
-    if (resp.status != 200)
-        log_debug("announce to leader: status %d", resp.status);
+    /* A refusal (wrong secret, failed call-back) repeats every retry:
+     * say it once, with the leader's reason. */
+    if (resp.status == 503) /* a leader change under way: retried */
+        log_debug("announce to leader: status 503");
+    else if (resp.status != 200 && resp.status != a->last_status)
+        log_warn("announcing %s to the leader (node %llu): status %d: %.200s",
+                 a->cfg->server.advertise,
+                 (unsigned long long)st->leader_id, resp.status,
+                 resp.body ? resp.body : "");
+    a->last_status = resp.status;
     forward_response_free(&resp);
 }
 

@@ -12,7 +12,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "broker/addr.h"
 #include "broker/err.h"
+#include "broker/secret.h"
 
 #define FORWARD_CONNECT_TIMEOUT_MS 1000L
 
@@ -101,10 +103,25 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* Written once before the threads start (forward_set_secret). */
+static char cluster_secret[SECRET_MAX_LEN + 1];
+
+void forward_set_secret(const char *secret)
+{
+    snprintf(cluster_secret, sizeof(cluster_secret), "%s", secret);
+}
+
 static struct curl_slist *build_headers(const struct forward_request *req)
 {
     struct curl_slist *h = curl_slist_append(NULL, "Expect:");
-    char line[256];
+    char line[SECRET_MAX_LEN + 64];
+
+    if (cluster_secret[0] != '\0') {
+        snprintf(line, sizeof(line), FORWARD_SECRET_HEADER ": %s",
+                 cluster_secret);
+        h = curl_slist_append(h, line);
+        memset(line, 0, sizeof(line));
+    }
 
     if (req->content_type != NULL) {
         snprintf(line, sizeof(line), "Content-Type: %s", req->content_type);
@@ -189,13 +206,18 @@ int forward_call(const struct forward_request *req,
     CURL *h = handle();
     struct sink sink = {out, 0, false, false};
     struct curl_slist *hdrs;
-    char url[2048];
+    char url[2048], iface[80];
     long status = 0;
     CURLcode rc;
 
     memset(out, 0, sizeof(*out));
     if (h == NULL)
         return brk_errf(errmsg, BRK_ENOMEM, "curl_easy_init failed");
+    /* Addresses come from the replicated member table: never call one
+     * that is not a plain host:port (it would not have been stored). */
+    if (!addr_http_valid(req->base))
+        return brk_errf(errmsg, BRK_EUNAVAILABLE, "not a valid host:port "
+                        "address");
     if ((size_t)snprintf(url, sizeof(url), "http://%s%s", req->base,
                          req->path) >= sizeof(url))
         return brk_errf(errmsg, BRK_EINVAL, "URL too long");
@@ -206,6 +228,11 @@ int forward_call(const struct forward_request *req,
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, FORWARD_CONNECT_TIMEOUT_MS);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, req->timeout_ms);
+    if (req->local_ip != NULL) {
+        /* "host!": a numeric address, never an interface name. */
+        snprintf(iface, sizeof(iface), "host!%s", req->local_ip);
+        curl_easy_setopt(h, CURLOPT_INTERFACE, iface);
+    }
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);

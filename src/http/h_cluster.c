@@ -4,9 +4,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "broker/addr.h"
 #include "broker/forward.h"
-#include "broker/metrics.h"
 #include "broker/idem.h"
+#include "broker/metrics.h"
+#include "broker/replica.h"
 #include "http_internal.h"
 
 static json_t *member_json(const struct node_member *m)
@@ -66,14 +68,31 @@ static json_t *status_json(struct http_req *r, const struct node_status *st)
         "fetched_messages_total", (json_int_t)metrics_get(MET_FETCH_MESSAGES));
 }
 
+/* What the leader's last digest check found (replica comparison). */
+static json_t *divergence_json(void)
+{
+    struct replica_divergence d[REPLICA_MAX_DIVERGENCE];
+    size_t n = replica_divergence(d, REPLICA_MAX_DIVERGENCE), i;
+    json_t *arr = json_array();
+
+    for (i = 0; i < n; i++)
+        json_array_append_new(
+            arr, json_pack("{s:I, s:s, s:I, s:I}", "node_id",
+                           (json_int_t)d[i].node_id, "topic", d[i].topic,
+                           "partition", (json_int_t)d[i].partition, "offset",
+                           (json_int_t)d[i].offset));
+    return arr;
+}
+
 enum MHD_Result h_cluster_status(struct http_req *r)
 {
     struct node_status st;
-
     json_t *o;
 
     node_status(r->srv->deps.node, &st);
     o = status_json(r, &st);
+    if (o != NULL)
+        json_object_set_new(o, "divergence", divergence_json());
     /* Keys held by this node's state machine (the same on every replica
      * once it has applied the same entries). */
     if (o != NULL)
@@ -210,15 +229,6 @@ static enum MHD_Result submit_call(struct http_req *r, work_call_cb call,
     return http_submit(r, w, admin_done);
 }
 
-static bool valid_address(const char *s)
-{
-    const char *colon = s ? strrchr(s, ':') : NULL;
-    uint64_t port;
-
-    return colon != NULL && colon != s && strlen(s) < 200 &&
-           http_parse_u64(colon + 1, 65535, &port) && port > 0;
-}
-
 /* Body fields of POST /cluster/members and of the transfer. */
 static const char *const member_add_fields[] = {"node_id", "raft_address",
                                                 "http_address", NULL};
@@ -241,7 +251,7 @@ enum MHD_Result h_cluster_member_add(struct http_req *r)
         json_decref(body);
         return ret;
     }
-    if (id == 0 || raft == NULL || (http && !valid_address(http))) {
+    if (id == 0 || raft == NULL || (http && !addr_http_valid(http))) {
         json_decref(body);
         return http_reply_error(r, BRK_EINVAL, "fields 'node_id' (>= 1) and "
                                 "'raft_address' (host:port) are required; "

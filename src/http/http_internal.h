@@ -37,6 +37,9 @@ struct route {
 };
 
 struct http_req {
+    bool begun;                 /* the handler has been called */
+    size_t uri_len;             /* bytes of the target up to a NUL */
+    bool uri_len_known;         /* uri_len set (by on_uri) */
     struct http_server *srv;
     struct MHD_Connection *conn;
     const char *method;
@@ -119,6 +122,26 @@ struct work *http_work_new(struct http_req *r, enum work_type type);
 /* The parsed JSON body (an object), or NULL after replying 400. */
 json_t *http_body_object(struct http_req *r, enum MHD_Result *ret);
 
+/* ==== request_check.c ==== */
+/* First call: false with the reason in @why (a 400) when the request is
+ * one that a proxy in front of us could read differently: a NUL byte in
+ * the target, duplicate Content-Length, Content-Length with
+ * Transfer-Encoding, a header name with spaces or other non-token bytes,
+ * and the like. @version is MHD's. */
+bool http_request_check(struct http_req *r, const char *version, char *why,
+                        size_t cap);
+
+/* ==== internal_auth.c ==== */
+/* True for "/internal" and every path under "/internal/". */
+bool http_is_internal_path(const char *url);
+/* With a cluster secret configured, a request to an internal path must
+ * carry it: false after replying 401 (none) or 403 (wrong). */
+bool http_internal_allowed(struct http_req *r, enum MHD_Result *ret);
+/* The peer's address (MHD's), or NULL. */
+const struct sockaddr *http_client_addr(struct http_req *r);
+/* The peer's IP as text ("?" when unknown). */
+void http_client_host(struct http_req *r, char *out, size_t cap);
+
 /* ==== handlers ==== */
 enum MHD_Result h_produce(struct http_req *r);
 /* Before a produce is run or relayed: a body that looks like a JSON
@@ -148,6 +171,9 @@ enum MHD_Result h_metrics(struct http_req *r);
 enum MHD_Result h_static(struct http_req *r);
 enum MHD_Result h_internal_records(struct http_req *r);
 enum MHD_Result h_internal_member(struct http_req *r);
+enum MHD_Result h_internal_whoami(struct http_req *r);
+enum MHD_Result h_internal_digest(struct http_req *r);
+enum MHD_Result h_internal_repair(struct http_req *r);
 
 /* ==== shared parsing helpers (h_common.c) ==== */
 /* Validate params[i] as a topic (or group) name; replies 400 if not. */

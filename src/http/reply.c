@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/log.h"
 #include "broker/metrics.h"
 #include "http_internal.h"
 
@@ -108,15 +109,62 @@ static const char *utf8_clean(const char *msg, char *out, size_t cap)
     return out;
 }
 
+/* A directory worth hiding: a path that says where the data lives on
+ * this machine (absolute, or relative with a directory part). */
+static size_t hidden_len(const char *dir)
+{
+    size_t n = strlen(dir);
+
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    return n >= 2 && (dir[0] == '/' || strchr(dir, '/') != NULL) ? n : 0;
+}
+
+/* Copy @in to @out with the data directories replaced by their config
+ * field names: answers must not show the layout of the server's disk
+ * (the log keeps the full text). The longer directory is tried first. */
+static void scrub_paths(const struct config *cfg, const char *in, char *out,
+                        size_t cap)
+{
+    const char *dirs[2] = {cfg->data_dir, cfg->cluster.data_dir};
+    const char *names[2] = {"<data_dir>", "<cluster.data_dir>"};
+    size_t lens[2] = {hidden_len(dirs[0]), hidden_len(dirs[1])};
+    size_t o = 0, k;
+    int first = lens[1] > lens[0] ? 1 : 0;
+
+    while (*in != '\0' && o + 1 < cap) {
+        for (k = 0; k < 2; k++) {
+            int d = k == 0 ? first : 1 - first;
+            if (lens[d] > 0 && strncmp(in, dirs[d], lens[d]) == 0) {
+                o += (size_t)snprintf(out + o, cap - o, "%s", names[d]);
+                in += lens[d];
+                break;
+            }
+        }
+        if (o >= cap) {
+            o = cap - 1;
+            break;
+        }
+        if (k == 2)
+            out[o++] = *in++;
+    }
+    out[o] = '\0';
+}
+
 enum MHD_Result http_reply_error_with(struct http_req *r, int code,
                                       json_t *extra, const char *msg)
 {
-    char clean[BRK_ERRMSG_LEN];
+    char shown[BRK_ERRMSG_LEN], clean[BRK_ERRMSG_LEN];
     json_t *o;
 
     msg = msg && msg[0] ? utf8_clean(msg, clean, sizeof(clean))
                         : brk_err_str(code);
-    o = json_pack("{s:s, s:s}", "error", msg, "code", brk_err_word(code));
+    scrub_paths(r->srv->deps.cfg, msg, shown, sizeof(shown));
+    if (strcmp(shown, msg) != 0 || brk_err_http_status(code) == 500)
+        log_warn("%s %.200s answered %d %s: %s", r->method ? r->method : "?",
+                 r->url ? r->url : "?", brk_err_http_status(code),
+                 brk_err_word(code), msg);
+    o = json_pack("{s:s, s:s}", "error", shown, "code", brk_err_word(code));
 
     if (o != NULL && extra != NULL)
         json_object_update(o, extra);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/metrics.h"
 #include "http_internal.h"
 
 static const struct route routes[] = {
@@ -34,11 +35,20 @@ static const struct route routes[] = {
     {"GET", "/metrics", h_metrics, "metrics", false},
     {"GET", "/internal/records/*/*", h_internal_records, "internal_records",
      false},
-    {"POST", "/internal/members", h_internal_member, "internal_member", true},
+    /* Not relayed: the leader checks where an announcement comes from. */
+    {"POST", "/internal/members", h_internal_member, "internal_member",
+     false},
+    {"GET", "/internal/whoami", h_internal_whoami, "internal_whoami", false},
+    {"GET", "/internal/digest/*/*", h_internal_digest, "internal_digest",
+     false},
+    {"POST", "/internal/repair/*/*", h_internal_repair, "internal_repair",
+     false},
     {"GET", "/", h_static, "static", false},
     {"GET", "/ui/**", h_static, "ui", false},
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
+/* Per-route request counters have a slot per route (metrics.c). */
+_Static_assert(N_ROUTES <= METRICS_MAX_ROUTES, "raise METRICS_MAX_ROUTES");
 
 const char *const *router_route_names(size_t *n)
 {
@@ -168,7 +178,11 @@ enum MHD_Result router_dispatch(struct http_req *r)
 {
     size_t i;
     bool path_known = false;
+    enum MHD_Result ret;
 
+    /* Before matching, so that unknown internal paths are refused alike. */
+    if (!http_internal_allowed(r, &ret))
+        return ret;
     for (i = 0; i < N_ROUTES; i++) {
         bool ok = match(r, routes[i].pattern, r->url);
         if (ok && method_matches(routes[i].method, r->method)) {

@@ -62,7 +62,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)toe;
     if (r == NULL)
         return;
-    atomic_fetch_sub(&s->active, 1);
+    /* Allocated by on_uri but never handled (MHD refused the headers). */
+    if (r->begun)
+        atomic_fetch_sub(&s->active, 1);
     /* Resumed but closed before its answer was built: no longer waiting. */
     if (r->state == REQ_PENDING || r->state == REQ_DONE)
         atomic_fetch_sub(&s->suspended, 1);
@@ -169,25 +171,55 @@ static bool body_append(struct http_req *r, const char *data, size_t len)
     return true;
 }
 
-/* First call: headers only. Refuse a declared oversized body before it is
- * read (MHD then closes the connection without reading it). */
-static enum MHD_Result req_begin(struct http_server *s, struct MHD_Connection *c,
-                                 const char *url, const char *method,
-                                 void **con_cls)
+static struct http_req *req_new(struct http_server *s,
+                                struct MHD_Connection *c)
 {
     struct http_req *r = calloc(1, sizeof(*r));
+
+    if (r != NULL) {
+        r->srv = s;
+        r->conn = c;
+        r->route = -1;
+    }
+    return r;
+}
+
+/* MHD calls this with the request target before it cuts the query off
+ * and before the first handler call: the only moment its length can be
+ * seen whole (a NUL byte in it ends the C string early). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    struct http_req *r = req_new(cls, c);
+
+    /* MHD passes NULL when the request line has no target. */
+    if (r != NULL && uri != NULL) {
+        r->uri_len = strlen(uri);
+        r->uri_len_known = true;
+    }
+    return r;
+}
+
+/* First call: headers only. Refuse what proxies could read differently
+ * (request_check.c), then a declared oversized body before it is read
+ * (MHD then closes the connection without reading it). */
+static enum MHD_Result req_begin(struct http_server *s, struct MHD_Connection *c,
+                                 const char *url, const char *method,
+                                 const char *version, void **con_cls)
+{
+    struct http_req *r = *con_cls;
+    char why[BRK_ERRMSG_LEN];
     const char *cl;
 
-    if (r == NULL)
+    if (r == NULL && (r = req_new(s, c)) == NULL)
         return MHD_NO;
-    r->srv = s;
-    r->conn = c;
+    r->begun = true;
     r->url = url;
     r->method = method;
-    r->route = -1;
     r->t0_ns = clock_mono_ns();
     *con_cls = r;
     atomic_fetch_add(&s->active, 1);
+    if (!http_request_check(r, version, why, sizeof(why)))
+        return http_reply_error(r, BRK_EINVAL, "%s", why);
     cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl != NULL &&
@@ -206,9 +238,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     struct http_server *s = cls;
     struct http_req *r = *con_cls;
 
-    (void)version;
-    if (r == NULL)
-        return req_begin(s, c, url, method, con_cls);
+    if (r == NULL || !r->begun)
+        return req_begin(s, c, url, method, version, con_cls);
     if (*data_size != 0) {
         /* A chunked body past the limit: discard it up to twice the limit
          * so the 413 can be answered, then drop the connection. */
@@ -335,10 +366,13 @@ int http_server_start(const struct http_deps *deps, struct http_server **out,
         (unsigned)(deps->cfg->cluster.enabled ? HTTP_THREADS_CLUSTER
                                               : HTTP_THREADS),
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONNECTION_LIMIT,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)deps->cfg->server.max_connections_per_client,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
         MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, s, MHD_OPTION_END);
     if (s->daemon == NULL) {
         free(s);

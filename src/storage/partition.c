@@ -33,6 +33,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "broker/digest.h"
 #include "broker/err.h"
 #include "broker/fsutil.h"
 #include "broker/log.h"
@@ -53,6 +54,8 @@ struct partition {
     int dirfd;               /* the directory: openat, unlinkat, fsync */
     uint64_t segment_size;   /* roll threshold */
     uint32_t index_interval; /* bytes between index entries */
+    uint32_t digest_chunk;   /* offsets per replica digest chunk */
+    struct digest *digest;   /* replica digest (digest.h), own lock */
     pthread_mutex_t mu;      /* guards every field below */
     struct segment **segs;   /* ascending base offsets; the last is active */
     size_t n_segs;
@@ -238,6 +241,7 @@ static struct partition *partition_alloc(const char *dir,
     p->index_interval = opt != NULL && opt->index_interval > 0
                             ? opt->index_interval
                             : PARTITION_DEFAULT_INDEX_INTERVAL;
+    p->digest_chunk = opt != NULL ? opt->digest_chunk : 0;
     pthread_mutex_init(&p->mu, NULL);
     return p;
 }
@@ -302,6 +306,11 @@ int partition_open(const char *dir, const struct partition_options *opt,
     if (rc == 0) {
         rc = recover(p, rec, errmsg);
     }
+    if (rc == 0 &&
+        (p->digest = digest_create(p->digest_chunk, p->log_start_offset)) ==
+            NULL) {
+        rc = brk_errf(errmsg, BRK_ENOMEM, "out of memory");
+    }
     if (rc != 0) {
         partition_close(p);
         return brk_errwrap(errmsg, rc, "open partition %s", dir);
@@ -324,6 +333,7 @@ void partition_close(struct partition *p)
         close(p->dirfd);
     }
     pthread_mutex_destroy(&p->mu);
+    digest_destroy(p->digest);
     free(p->segs);
     free(p->dir);
     free(p);
@@ -424,6 +434,7 @@ int partition_append(struct partition *p, struct record *recs, size_t n,
         p->last_cmd_index = b.last_cmd_index;
         pthread_mutex_unlock(&p->mu);
         *first_offset = b.next_offset - n;
+        digest_note_append(p->digest, recs, n);
     }
     segment_batch_free(&b);
     return rc == 0 ? 0 : brk_errwrap(errmsg, rc, "append to %s", p->dir);
@@ -1019,6 +1030,7 @@ int partition_truncate_before(struct partition *p, uint64_t before,
     if (before > p->log_start_offset)
         p->log_start_offset = before < p->next_offset ? before : p->next_offset;
     pthread_mutex_unlock(&p->mu);
+    digest_drop_before(p->digest, p->log_start_offset);
     return rc == 0 ? 0 : brk_errwrap(errmsg, rc, "truncate %s", p->dir);
 }
 
@@ -1053,6 +1065,8 @@ int partition_reset(struct partition *p, uint64_t base, char *errmsg)
         p->dir_dirty = true;
     }
     pthread_mutex_unlock(&p->mu);
+    if (rc == 0)
+        digest_reset(p->digest, base);
     return rc == 0 ? 0 : brk_errwrap(errmsg, rc, "reset %s", p->dir);
 }
 
@@ -1066,4 +1080,158 @@ int partition_remove_dir(const char *dir, char *errmsg)
         rc = sync_parent(dir, errmsg);
     }
     return rc == 0 ? 0 : brk_errwrap(errmsg, rc, "remove partition %s", dir);
+}
+
+/* ==== Replica digest and tail cut ==== */
+
+struct digest *partition_digest(struct partition *p)
+{
+    return p->digest;
+}
+
+/* Under the mutex: unlist segments from index @k on into *@out (malloc'd,
+ * NULL when none). */
+static int unlist_tail(struct partition *p, size_t k, struct segment ***out,
+                       size_t *n)
+{
+    *n = p->n_segs - k;
+    *out = NULL;
+    if (*n == 0)
+        return 0;
+    *out = malloc(*n * sizeof(**out));
+    if (*out == NULL)
+        return BRK_ENOMEM;
+    memcpy(*out, p->segs + k, *n * sizeof(**out));
+    for (size_t i = k; i < p->n_segs; i++)
+        p->size_bytes -= p->segs[i]->size;
+    p->n_segs = k;
+    p->dir_dirty = true;
+    return 0;
+}
+
+static int unlink_all(struct partition *p, struct segment **v, size_t n,
+                      char *errmsg)
+{
+    size_t i;
+    int rc = 0, r;
+
+    for (i = 0; i < n; i++) {
+        r = segment_unlink(v[i], p->dirfd, errmsg);
+        rc = rc != 0 ? rc : r;
+        segment_unref(v[i]);
+    }
+    free(v);
+    return rc;
+}
+
+/* @offset is the base of segs[@i], i > 0: drop segs[i..] and start a new
+ * active segment there (the previous one stays sealed). */
+static int cut_at_base(struct partition *p, size_t i, uint64_t offset,
+                       char *errmsg)
+{
+    struct segment **gone, *s;
+    size_t n;
+    int rc;
+
+    pthread_mutex_lock(&p->mu);
+    rc = unlist_tail(p, i, &gone, &n);
+    if (rc == 0) {
+        p->next_offset = offset;
+        p->last_cmd_index = p->segs[i - 1]->last_cmd_index;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (rc != 0)
+        return brk_errf(errmsg, rc, "out of memory");
+    rc = unlink_all(p, gone, n, errmsg);
+    if (rc == 0)
+        rc = segment_create(p->dirfd, p->dir, offset, p->index_interval, &s,
+                            errmsg);
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&p->mu);
+    rc = push_segment(p, s);
+    pthread_mutex_unlock(&p->mu);
+    if (rc != 0) {
+        segment_unlink(s, p->dirfd, NULL);
+        segment_unref(s);
+        return brk_errf(errmsg, rc, "out of memory");
+    }
+    return 0;
+}
+
+/* Cut segs[@i] at @offset (inside it) and drop every later segment. */
+static int cut_inside(struct partition *p, size_t i, uint64_t offset,
+                      char *errmsg)
+{
+    struct segment *s = p->segs[i], **gone = NULL;
+    uint64_t pos, prev_cmd;
+    size_t n = 0;
+    int rc = segment_find(s, offset, &pos, &prev_cmd, errmsg);
+
+    if (rc != 0)
+        return rc;
+    pthread_mutex_lock(&p->mu);
+    rc = unlist_tail(p, i + 1, &gone, &n);
+    if (rc == 0) {
+        p->size_bytes -= s->size;
+        rc = segment_cut(s, p->dirfd, offset, pos, prev_cmd, errmsg);
+        p->size_bytes += s->size;
+        s->dirty = true;
+        p->next_offset = s->next_offset;
+        p->last_cmd_index = s->size > 0 ? s->last_cmd_index : 0;
+    } else {
+        rc = brk_errf(errmsg, rc, "out of memory");
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (n > 0) {
+        int r = unlink_all(p, gone, n, errmsg);
+        rc = rc != 0 ? rc : r;
+    }
+    return rc;
+}
+
+/* Fold what is left of the chunk holding the cut back into the digest
+ * (fewer than one chunk of records) when it had been built that far. */
+static void rebuild_digest_tail(struct partition *p, bool was_built)
+{
+    char errmsg[BRK_ERRMSG_LEN];
+    int rc, steps = 0;
+
+    if (!was_built)
+        return; /* the background builder gets there */
+    do {
+        rc = digest_build_step(p, digest_chunk_size(p->digest), errmsg);
+    } while (rc == 1 && ++steps < 1024);
+    if (rc < 0 || rc > 1)
+        log_warn("%s: digest after a cut: %s", p->dir, errmsg);
+}
+
+int partition_cut_tail(struct partition *p, uint64_t offset, char *errmsg)
+{
+    bool was_built;
+    size_t i;
+    int rc;
+
+    if (offset >= p->next_offset)
+        return 0;
+    if (offset < p->log_start_offset)
+        return brk_errf(errmsg, BRK_EINVAL, "cut %s at %" PRIu64
+                        ": below the log start %" PRIu64, p->dir, offset,
+                        p->log_start_offset);
+    /* No reader starts in the removed range from here on. */
+    pthread_mutex_lock(&p->mu);
+    if (p->high_watermark > offset)
+        p->high_watermark = offset;
+    pthread_mutex_unlock(&p->mu);
+    was_built = digest_folded_to(p->digest) >= offset;
+    i = find_segment(p, offset);
+    rc = offset == p->segs[i]->base_offset && i > 0
+             ? cut_at_base(p, i, offset, errmsg)
+             : cut_inside(p, i, offset, errmsg);
+    digest_cut(p->digest, offset);
+    if (rc == 0)
+        rebuild_digest_tail(p, was_built);
+    if (rc == 0)
+        log_warn("%s: cut the log back to offset %" PRIu64, p->dir, offset);
+    return rc == 0 ? 0 : brk_errwrap(errmsg, rc, "cut %s", p->dir);
 }

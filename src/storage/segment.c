@@ -887,3 +887,57 @@ int segment_unlink(struct segment *s, int dirfd, char *errmsg)
     }
     return 0;
 }
+
+/* ==== Cutting the tail (replica repair) ==== */
+
+/* Offsets of the header fields segment_find reads (see record.h). */
+#define SEG_REC_OFFSET 10
+#define SEG_REC_CMD_INDEX 26
+
+int segment_find(const struct segment *s, uint64_t offset, uint64_t *pos,
+                 uint64_t *prev_cmd, char *errmsg)
+{
+    uint8_t h[RECORD_HEADER_SIZE];
+    uint64_t at = segment_lookup(s, offset > s->base_offset ? offset - 1
+                                                           : offset);
+    uint64_t len, off;
+    int rc;
+
+    *prev_cmd = 0;
+    while (at < s->size) {
+        rc = segment_pread(s, h, sizeof(h), at, errmsg);
+        if (rc != 0)
+            return rc == BRK_ESHORT ? BRK_ECORRUPT : rc;
+        len = (uint64_t)le32_get(h) + 4;
+        off = le64_get(h + SEG_REC_OFFSET);
+        if (off == offset) {
+            *pos = at;
+            return 0;
+        }
+        if (len < SEGMENT_MIN_RECORD || len > RECORD_MAX_SIZE ||
+            len > s->size - at || off > offset)
+            break;
+        *prev_cmd = le64_get(h + SEG_REC_CMD_INDEX);
+        at += len;
+    }
+    return brk_errf(errmsg, BRK_ECORRUPT, "%s: offset %" PRIu64
+                    " not found at position %" PRIu64, s->name, offset, at);
+}
+
+int segment_cut(struct segment *s, int dirfd, uint64_t offset, uint64_t pos,
+                uint64_t prev_cmd, char *errmsg)
+{
+    uint64_t rel = offset - s->base_offset;
+
+    if (ftruncate(s->fd, (off_t)pos) != 0 || fdatasync(s->fd) != 0)
+        return brk_errf(errmsg, BRK_EIO, "truncate %s to %" PRIu64 ": %s",
+                        s->name, pos, strerror(errno));
+    while (s->index_n > 0 && s->index[s->index_n - 1].rel_offset >= rel)
+        s->index_n--;
+    s->size = pos;
+    s->next_offset = offset;
+    s->last_cmd_index = prev_cmd;
+    segment_seal(s);
+    index_write_file(s, dirfd, true);
+    return 0;
+}

@@ -201,6 +201,21 @@ int segment_sync(struct segment *s, char *errmsg);
  * descriptor stays usable by readers until the last unref. */
 int segment_unlink(struct segment *s, int dirfd, char *errmsg);
 
+/* Writer only, no lock needed: the file position of the record @offset
+ * (base <= @offset < next_offset) and the cmd_index of the record before
+ * it in this segment (0 when @offset is the base), by walking record
+ * headers from the index. BRK_ECORRUPT when the walk does not find it. */
+int segment_find(const struct segment *s, uint64_t offset, uint64_t *pos,
+                 uint64_t *prev_cmd, char *errmsg);
+
+/* Writer, under the partition mutex: cut @s at @pos, where record @offset
+ * starts (segment_find), fsync it, drop the index entries from @offset on
+ * and rewrite the .index, kept open for appends (@s becomes the active
+ * segment). max_timestamp stays: an upper bound only keeps retention
+ * conservative. */
+int segment_cut(struct segment *s, int dirfd, uint64_t offset, uint64_t pos,
+                uint64_t prev_cmd, char *errmsg);
+
 /* ==== Test hooks ==== */
 
 /* Called by partition_read after it took a reference on the segment that

@@ -297,6 +297,32 @@ static void test_load_error_names_file(void **state)
     assert_string_equal(f->errmsg, want);
 }
 
+/* cluster.secret_file is read into cluster.secret; a missing or empty
+ * file is an error naming the field, without the secret. */
+static void test_secret_file(void **state)
+{
+    struct fixture *f = *state;
+    char path[256], text[512];
+
+    write_file(f, "secret", "0123456789abcdef-secret\n", path, sizeof path);
+    snprintf(text, sizeof text, "{\"cluster\": {\"secret_file\": \"%s\"}}",
+             path);
+    assert_int_equal(config_parse(&f->c, text, "t.json", f->errmsg), 0);
+    assert_string_equal(f->c.cluster.secret, "0123456789abcdef-secret");
+    write_file(f, "secret", "", path, sizeof path);
+    assert_int_equal(config_parse(&f->c, text, "t.json", f->errmsg),
+                     BRK_EINVAL);
+    assert_non_null(strstr(f->errmsg, "'cluster.secret_file'"));
+    assert_non_null(strstr(f->errmsg, "empty"));
+    snprintf(text, sizeof text,
+             "{\"cluster\": {\"secret_file\": \"%s/none\"}}", f->dir);
+    assert_int_equal(config_parse(&f->c, text, "t.json", f->errmsg),
+                     BRK_EINVAL);
+    assert_non_null(strstr(f->errmsg, "'cluster.secret_file'"));
+    parse_ok(f, "{}");
+    assert_string_equal(f->c.cluster.secret, "");
+}
+
 /* ==== Durations ======================================================== */
 
 static int64_t dur(const char *s)
@@ -393,6 +419,27 @@ static void test_duration_fields(void **state)
     /* A zero cleanup interval would spin the retention timer. */
     field_bad(f, "cleanup_interval", "\"0s\"");
     field_bad(f, "cleanup_interval", "\"500us\"");
+}
+
+/* Replica comparison fields: defaults, "0s" turns the check off, the
+ * chunk size is bounded. */
+static void test_digest_fields(void **state)
+{
+    struct fixture *f = *state;
+
+    config_defaults(&f->c);
+    assert_int_equal(f->c.digest_interval_ms, 60000);
+    assert_int_equal(f->c.digest_chunk, 1024);
+    field_ok(f, "digest_interval", "\"0s\"");
+    assert_int_equal(f->c.digest_interval_ms, 0);
+    field_ok(f, "digest_interval", "\"250ms\"");
+    assert_int_equal(f->c.digest_interval_ms, 250);
+    field_ok(f, "digest_chunk", "16");
+    assert_int_equal(f->c.digest_chunk, 16);
+    field_bad(f, "digest_interval", "60");
+    field_bad(f, "digest_chunk", "15");
+    field_bad(f, "digest_chunk", "2097152");
+    assert_non_null(strstr(f->errmsg, "digest_chunk"));
 }
 
 /* ==== Ports ============================================================ */
@@ -852,10 +899,12 @@ int main(void)
         T(test_load_every_field),
         T(test_load_missing_file),
         T(test_load_error_names_file),
+        T(test_secret_file),
         T(test_duration_valid),
         T(test_duration_invalid),
         T(test_duration_days),
         T(test_duration_fields),
+        T(test_digest_fields),
         T(test_port_forms),
         T(test_port_invalid),
         T(test_wrong_types),
