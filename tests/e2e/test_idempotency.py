@@ -147,6 +147,8 @@ class Idempotency(harness.BrokerTestCase):
         self.assertEqual(b.get("/cluster/status")[2]["idempotency_keys"], 3)
         text = b.get("/metrics")[2].decode()
         self.assertIn("broker_idempotent_replays_total 1", text)
+        # The replay stored nothing, so it is not a produced message.
+        self.assertIn("broker_produced_messages_total 3\n", text)
 
     def test_keys_survive_kill9(self):
         """Acknowledged keyed writes are replayed, not stored again, after a kill -9 and restart."""
