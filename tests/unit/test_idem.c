@@ -492,6 +492,79 @@ static void test_journal_expired(void **state)
     assert_int_equal(idem_count(f->st.idem), 1);
 }
 
+static bool accept_all(void *ctx, uint64_t index)
+{
+    (void)ctx;
+    (void)index;
+    return true;
+}
+
+static bool resolve_none(void *ctx, const struct idem_intent *in,
+                         struct cmd_result *res)
+{
+    (void)ctx;
+    (void)in;
+    (void)res;
+    return false;
+}
+
+static size_t file_lines(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    size_t n = 0;
+    int ch;
+
+    assert_non_null(fp);
+    while ((ch = fgetc(fp)) != EOF)
+        n += ch == '\n';
+    fclose(fp);
+    return n;
+}
+
+/* A long run of keys that expire keeps the journal bounded: it is
+ * rewritten with the live keys once it holds far more lines. */
+static void test_journal_bounded(void **state)
+{
+    struct fixture *f = *state;
+    struct idem_journal_hooks hooks = {accept_all, resolve_none, NULL};
+    struct cmd_result r = {0};
+    struct idem_table *t;
+    char path[TMPDIR_PATH_MAX + 32], key[32];
+    size_t i, max_lines = 0;
+
+    snprintf(path, sizeof(path), "%s/bounded.jsonl", f->dir);
+    assert_int_equal(idem_table_create(100, 1000000, &t), 0);
+    assert_int_equal(idem_journal_open(t, path, &hooks, f->errmsg), 0);
+    for (i = 0; i < 300000; i++) {
+        int64_t at = NOW + (int64_t)i / 100; /* 100 keys per ms */
+        snprintf(key, sizeof(key), "k%zu", i);
+        idem_expire(t, at);
+        assert_int_equal(idem_record(t, key, i, i + 1, at, &r), 0);
+        if (i % 1000 == 999) {
+            size_t n;
+            assert_int_equal(idem_journal_append(t, f->errmsg), 0);
+            if (i % 10000 != 9999)
+                continue;
+            n = file_lines(path);
+            if (n > max_lines)
+                max_lines = n;
+        }
+    }
+    /* A 100 ms window at 100 keys per ms holds 10,000 keys; without the
+     * rewrite the journal would have 300,000 lines. */
+    assert_int_equal(idem_count(t), 10000);
+    assert_true(max_lines <= 2 * 10000 + 100000 + 1000);
+    idem_table_destroy(t);
+    assert_int_equal(idem_table_create(100, 1000000, &t), 0);
+    assert_int_equal(idem_journal_open(t, path, &hooks, f->errmsg), 0);
+    assert_int_equal(idem_count(t), 10000);
+    assert_int_equal(idem_check(t, "k299999", 299999, &r), IDEM_REPLAY);
+    assert_int_equal(idem_check(t, "k289999", 289999, &r), IDEM_NEW);
+    assert_int_equal(file_lines(path), 10000);
+    cmd_result_clear(&r);
+    idem_table_destroy(t);
+}
+
 /* ==== keys and the codec ==== */
 
 static void test_key_valid(void **state)
@@ -582,6 +655,7 @@ int main(void)
         T(test_journal_drops_undurable),
         T(test_journal_intent_resolved),
         T(test_journal_expired),
+        T(test_journal_bounded),
         cmocka_unit_test(test_key_valid),
         cmocka_unit_test(test_codec_carries_key),
         cmocka_unit_test(test_codec_reads_v1),
