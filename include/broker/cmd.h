@@ -3,6 +3,7 @@
  * the Raft log. One write path for standalone and cluster mode. */
 #ifndef BROKER_CMD_H
 #define BROKER_CMD_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +46,9 @@ struct cmd_offset {
 #define CMD_RESET_EARLIEST UINT64_MAX
 #define CMD_RESET_LATEST (UINT64_MAX - 1)
 
+/* Idempotency-Key: 1..128 printable ASCII (API.md v2). */
+#define CMD_IDEM_KEY_MAX 128
+
 struct cmd {
     enum cmd_type type;
     char topic[TOPIC_NAME_MAX + 1];  /* create, delete, produce, claim, truncate */
@@ -60,6 +64,8 @@ struct cmd {
     uint64_t before;                 /* truncate */
     uint64_t node_id;                /* set member */
     char address[256];               /* set member: http address */
+    char idem_key[CMD_IDEM_KEY_MAX + 1]; /* Idempotency-Key, "" = none */
+    uint64_t idem_fp;                /* fingerprint of the keyed request */
 };
 
 /* Free what a cmd owns (records, offsets) and zero it. */
@@ -85,13 +91,17 @@ struct cmd_result {
     struct cmd_claimed *claimed;     /* claim */
     size_t n_claimed;
     uint64_t range_start, range_end; /* BRK_EOFFSET_RANGE: the bounds */
+    bool replayed;                   /* the answer of an earlier request
+                                        with the same Idempotency-Key */
 };
 
 void cmd_result_clear(struct cmd_result *r);
 
 /* ==== Raft log entry codec ====
  * An entry holds a header (magic, version, leader timestamp, count) and
- * @n commands. Little-endian, length-prefixed, bounds-checked. */
+ * @n commands. Little-endian, length-prefixed, bounds-checked. Version 2
+ * adds each command's idempotency key and fingerprint; version 1 entries
+ * (no key) are still read. */
 
 /* Encode into a malloc'd buffer (*@buf, *@len), zero-padded to a multiple
  * of 8 bytes as c-raft requires. */

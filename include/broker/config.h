@@ -54,6 +54,8 @@ struct config {
     int64_t digest_chunk;            /* offsets per replica digest chunk */
     int64_t scrub_interval_ms;       /* "scrub_interval", 24h, 0 = off */
     int64_t scrub_bytes_per_s;       /* 52428800 (50 MiB/s) */
+    int64_t idempotency_window_ms;   /* "idempotency_window", 10m */
+    int64_t idempotency_max_keys;    /* 1000000 */
     struct config_server server;
     struct config_cluster cluster;
     /* Keys present in the file that the broker does not know, for the log. */

@@ -27,6 +27,8 @@
     X(BRK_EMSG_TOO_LARGE, "message_too_large", 413, "message too large")     \
     X(BRK_EREQ_TOO_LARGE, "request_too_large", 413, "request too large")     \
     X(BRK_EOFFSET_RANGE, "offset_out_of_range", 416, "offset out of range")  \
+    X(BRK_EIDEM_REUSED, "idempotency_key_reused", 422,                       \
+      "idempotency key reused for another request")                         \
     X(BRK_EIO, "io_error", 500, "I/O error")                                 \
     X(BRK_ECORRUPT, "corrupt", 500, "corrupt data")                          \
     X(BRK_ESHORT, "short_read", 500, "short read")                           \
@@ -36,6 +38,8 @@
     X(BRK_ENO_LEADER, "no_leader", 503, "no leader")                         \
     X(BRK_EUNAVAILABLE, "unavailable", 503, "service unavailable")           \
     X(BRK_ESHUTDOWN, "shutting_down", 503, "broker is shutting down")        \
+    X(BRK_EIDEM_FULL, "idempotency_keys_full", 503,                          \
+      "too many idempotency keys held")                                     \
     X(BRK_ETIMEOUT, "timeout", 504, "timed out")                             \
     X(BRK_ESTORAGE_FULL, "storage_full", 507, "storage full")               \
     X(BRK_EUNAUTHORIZED, "unauthorized", 401, "unauthorized")              \

@@ -16,6 +16,7 @@ struct forward_response {
     char content_type[128];
     char broker_node[32];         /* X-Broker-Node of the answering node */
     char high_watermark[32];      /* X-High-Watermark (catch-up) */
+    char replayed[8];             /* Idempotent-Replayed ("true") */
 };
 
 struct forward_request {
@@ -26,6 +27,7 @@ struct forward_request {
     const char *body;             /* may be NULL */
     size_t len;
     const char *forwarded_by;     /* X-Forwarded-By value, or NULL */
+    const char *idem_key;         /* Idempotency-Key value, or NULL */
     long timeout_ms;
     const char *local_ip;         /* numeric source address, or NULL */
 };

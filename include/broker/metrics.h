@@ -31,7 +31,7 @@
     X(MET_REPLICA_REPAIRS, "broker_replica_repairs_total",                   \
       "Partition tails this node replaced with the leader's records.")       \
     X(MET_DIGEST_CHECKS, "broker_digest_checks_total",                       \
-      "Digest comparisons of a partition with a member (leader).")    \
+      "Digest comparisons of a partition with a member (leader).")            \
     X(MET_STORAGE_CORRUPT_RECORDS, "broker_storage_corrupt_records_total",   \
       "Records found damaged by the storage verification.")                   \
     X(MET_STORAGE_SCRUB_BYTES, "broker_storage_scrub_bytes_total",           \
@@ -43,7 +43,11 @@
     X(MET_STORAGE_REPAIRED_RANGES, "broker_storage_repaired_ranges_total",   \
       "Damaged ranges repaired with records from a peer.")                    \
     X(MET_STORAGE_REPAIRED_RECORDS, "broker_storage_repaired_records_total", \
-      "Records rewritten by repairs from a peer.")
+      "Records rewritten by repairs from a peer.")                              \
+    X(MET_IDEMPOTENT_REPLAYS, "broker_idempotent_replays_total",             \
+      "Writes answered from a held Idempotency-Key instead of applied.")      \
+    X(MET_RELAY_RETRIES, "broker_relay_retries_total",                       \
+      "Keyed relays sent again after the leader died under them.")
 
 #define METRICS__ENUM(id, name, help) id,
 enum metric_id { METRICS_MAP(METRICS__ENUM) MET_COUNT };

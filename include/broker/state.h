@@ -12,12 +12,14 @@
 #include "broker/cmd.h"
 #include "broker/config.h"
 #include "broker/group.h"
+#include "broker/idem.h"
 #include "broker/topic.h"
 
 struct state {
     const struct config *cfg;
     struct topic_registry *topics;
     struct group_store *groups;
+    struct idem_table *idem;        /* idempotency keys (idem.h) */
 };
 
 /* What one batch of applies changed, for the caller to make durable,
@@ -50,7 +52,10 @@ uint64_t state_last_index(struct state *s);
  * produce appends to a partition only the records it does not hold yet
  * (none when a newer command wrote there; the rest when the partition's
  * tail holds the first records of this very command, as a cut tail
- * leaves it) and reports every record's offset. Never fails as a whole. */
+ * leaves it) and reports every record's offset. Never fails as a whole.
+ * A command carrying an idempotency key already held is not applied again:
+ * @res gets the stored answer (res->replayed), or BRK_EIDEM_REUSED /
+ * BRK_EIDEM_FULL. */
 void state_apply(struct state *s, const struct cmd *c, uint64_t index,
                  int64_t now_ms, struct cmd_result *res,
                  struct state_effects *fx);

@@ -12,7 +12,7 @@
 #include "broker/buf.h"
 
 #define CMD_MAGIC 0x434B5242u /* "BRKC" */
-#define CMD_VERSION 1
+#define CMD_VERSION 2 /* written; 1 is still read */
 #define CMD_ABSENT 0xFFFFFFFFu
 /* Smallest encoded command: type, body length, and a body of three empty
  * strings, the fixed numbers and two zero counts. */
@@ -115,6 +115,8 @@ static void put_body(struct buf *b, const struct cmd *c)
         put_u32(b, c->offsets[i].partition);
         put_u64(b, c->offsets[i].offset);
     }
+    put_str(b, c->idem_key); /* version 2 */
+    put_u64(b, c->idem_fp);
 }
 
 int cmd_encode_entry(int64_t timestamp, struct cmd *const *cmds, size_t n,
@@ -271,7 +273,7 @@ static void get_offsets(struct reader *r, struct cmd *c)
     }
 }
 
-static int get_cmd(struct reader *r, struct cmd *c)
+static int get_cmd(struct reader *r, struct cmd *c, unsigned version)
 {
     uint8_t type = (uint8_t)get_le(r, 1);
     size_t body = (size_t)get_le(r, 4);
@@ -294,6 +296,10 @@ static int get_cmd(struct reader *r, struct cmd *c)
     get_str(&sub, c->address, sizeof(c->address));
     get_records(&sub, c);
     get_offsets(&sub, c);
+    if (version >= 2) {
+        get_str(&sub, c->idem_key, sizeof(c->idem_key));
+        c->idem_fp = get_le(&sub, 8);
+    }
     /* Bytes left over in the body mean the length or a count is wrong:
      * refuse them rather than decode a different command. */
     return sub.bad || r->bad || sub.left != 0 ? BRK_ECORRUPT : 0;
@@ -319,8 +325,12 @@ int cmd_decode_entry(const uint8_t *buf, size_t len, int64_t *timestamp,
     size_t count, i;
     struct cmd *a;
     int64_t ts;
+    unsigned version;
 
-    if (get_le(&r, 4) != CMD_MAGIC || get_le(&r, 1) != CMD_VERSION)
+    if (get_le(&r, 4) != CMD_MAGIC)
+        return BRK_ECORRUPT;
+    version = (unsigned)get_le(&r, 1);
+    if (version < 1 || version > CMD_VERSION)
         return BRK_ECORRUPT;
     ts = (int64_t)get_le(&r, 8);
     count = (size_t)get_le(&r, 4);
@@ -332,7 +342,7 @@ int cmd_decode_entry(const uint8_t *buf, size_t len, int64_t *timestamp,
     if (a == NULL)
         return BRK_ENOMEM;
     for (i = 0; i < count; i++)
-        if (get_cmd(&r, &a[i]) != 0)
+        if (get_cmd(&r, &a[i], version) != 0)
             break;
     if (i < count || !only_padding(r.p, r.left)) {
         for (size_t j = 0; j <= i && j < count; j++)

@@ -65,6 +65,42 @@ void state_effects_clear(struct state_effects *fx)
 
 /* ==== open / close ==== */
 
+/* The journal is written before the data's fsync: a key whose command
+ * did not reach the disk (power loss) is dropped at start-up, so that a
+ * retry applies it anew. */
+static bool idem_durable(void *ctx, uint64_t index)
+{
+    return index <= state_last_index(ctx);
+}
+
+static bool idem_resolve(void *ctx, const struct idem_intent *in,
+                         struct cmd_result *res);
+
+/* Standalone, keys live in a journal next to the data; a cluster keeps
+ * them in its Raft snapshots and rebuilds them by replaying the log. */
+static int idem_open(struct state *s, char *errmsg)
+{
+    char path[4096];
+    int rv = idem_table_create(s->cfg->idempotency_window_ms,
+                               (uint64_t)s->cfg->idempotency_max_keys,
+                               &s->idem);
+
+    if (rv != 0)
+        return brk_errf(errmsg, rv, "idempotency keys: out of memory");
+    if (s->cfg->cluster.enabled)
+        return 0;
+    snprintf(path, sizeof(path), "%s/idempotency.jsonl", s->cfg->data_dir);
+    rv = idem_journal_open(s->idem, path,
+                           &(struct idem_journal_hooks){
+                               idem_durable, idem_resolve, s},
+                           errmsg);
+    if (rv != 0) {
+        idem_table_destroy(s->idem);
+        s->idem = NULL;
+    }
+    return rv;
+}
+
 int state_open(struct state *s, const struct config *cfg, char *errmsg)
 {
     struct partition_options popt = {
@@ -80,15 +116,20 @@ int state_open(struct state *s, const struct config *cfg, char *errmsg)
     if (rv != 0)
         return rv;
     rv = group_store_open(cfg->data_dir, &s->groups, errmsg);
+    if (rv == 0)
+        rv = idem_open(s, errmsg);
     if (rv != 0) {
+        group_store_close(s->groups);
         topic_registry_close(s->topics);
         s->topics = NULL;
+        s->groups = NULL;
     }
     return rv;
 }
 
 void state_close(struct state *s)
 {
+    idem_table_destroy(s->idem);
     group_store_close(s->groups);
     topic_registry_close(s->topics);
     memset(s, 0, sizeof(*s));
@@ -274,6 +315,32 @@ static int produce_done(struct partition *part, uint64_t index, size_t n,
     return partition_tail_count(part, index, n, done, errmsg);
 }
 
+static uint64_t claim_end(struct partition *p, uint64_t lo, uint64_t hi,
+                          uint64_t index, const struct partition_stats *st);
+
+/* A keyed produce replayed after a restart (its records are on disk
+ * already): find the offsets it was answered with, so that its key
+ * remembers them. Records are in command order: the first one of @index
+ * is the first past every earlier command. */
+static void produce_replayed(struct partition *pt, uint32_t p,
+                             const struct cmd *c, uint64_t index,
+                             const struct partition_stats *st,
+                             struct cmd_result *res)
+{
+    uint64_t first;
+    size_t i, n = 0;
+
+    if (c->idem_key[0] == '\0' || index == 0)
+        return;
+    first = claim_end(pt, st->log_start_offset, st->high_watermark,
+                      index - 1, st);
+    for (i = 0; i < c->n_records; i++)
+        if (c->records[i].partition == p)
+            res->produced[i] =
+                (struct cmd_produced){.partition = p, .offset = first + n++};
+}
+
+
 /* Append the records of @c that go to partition @p, in request order,
  * except those a replay finds already stored. */
 static int produce_partition(struct topic *t, uint32_t p, const struct cmd *c,
@@ -300,8 +367,11 @@ static int produce_partition(struct topic *t, uint32_t p, const struct cmd *c,
     if (rv != 0)
         return rv;
     partition_stats(t->partitions[p], &st);
-    if (done == n && st.last_cmd_index > index)
-        return 0; /* replayed behind newer records: offsets not needed */
+    if (done == n && st.last_cmd_index > index) {
+        /* Replayed behind newer records: only a key needs the offsets. */
+        produce_replayed(t->partitions[p], p, c, index, &st, res);
+        return 0;
+    }
     if (done < n) {
         rv = partition_append(t->partitions[p], recs + done, n - done, &first,
                               res->errmsg);
@@ -600,9 +670,9 @@ bool state_cmd_changes_groups(enum cmd_type t)
     return t == CMD_COMMIT_OFFSETS || t == CMD_DELETE_GROUP || t == CMD_CLAIM;
 }
 
-void state_apply(struct state *s, const struct cmd *c, uint64_t index,
-                 int64_t now_ms, struct cmd_result *res,
-                 struct state_effects *fx)
+static void apply_cmd(struct state *s, const struct cmd *c, uint64_t index,
+                      int64_t now_ms, struct cmd_result *res,
+                      struct state_effects *fx)
 {
     if (state_cmd_changes_groups(c->type)) {
         /* Group changes are not idempotent (a claim advances offsets), so
@@ -626,4 +696,158 @@ void state_apply(struct state *s, const struct cmd *c, uint64_t index,
     }
     if (res->err != 0 && res->errmsg[0] == '\0')
         snprintf(res->errmsg, sizeof(res->errmsg), "%s", brk_err_str(res->err));
+}
+
+/* The record at @offset: its command number and timestamp. */
+static bool record_meta_at(struct partition *p, uint64_t offset,
+                           uint64_t *index, int64_t *ts)
+{
+    struct partition_read_result r = {0};
+    char errmsg[BRK_ERRMSG_LEN];
+    bool ok = partition_read(p, offset, 1, 0, &r, errmsg) == 0 && r.n == 1;
+
+    if (ok) {
+        *index = r.recs[0].cmd_index;
+        *ts = r.recs[0].timestamp;
+    }
+    partition_read_result_free(&r);
+    return ok;
+}
+
+/* Offsets of @in's records in partition @p, into @res: its records are
+ * the first of command number @in->index and on, one per record sent to
+ * @p. False unless all of them are there. */
+static bool resolve_partition(struct topic *t, uint32_t p,
+                              const struct idem_intent *in,
+                              struct cmd_result *res)
+{
+    struct partition *pt = t->partitions[p];
+    struct partition_stats st;
+    uint64_t first, idx, n = 0;
+    int64_t ts;
+    size_t i;
+
+    partition_stats(pt, &st);
+    first = claim_end(pt, st.log_start_offset, st.high_watermark,
+                      in->index - 1, &st);
+    for (i = 0; i < in->n; i++)
+        if (in->parts[i] == p)
+            res->produced[i] =
+                (struct cmd_produced){.partition = p, .offset = first + n++};
+    if (!record_meta_at(pt, first, &idx, &ts) || idx != in->index)
+        return false;
+    res->timestamp = ts;
+    return record_meta_at(pt, first + n - 1, &idx, &ts) && idx == in->index;
+}
+
+/* Start-up: the answer of a keyed produce whose own journal line a crash
+ * lost, rebuilt from its records (see idem_journal_intent). A produce
+ * whose records are only partly there (a crash between two partitions'
+ * writes) is forgotten: a retry writes it again. */
+static bool idem_resolve(void *ctx, const struct idem_intent *in,
+                         struct cmd_result *res)
+{
+    struct state *s = ctx;
+    struct topic *t = topic_registry_get(s->topics, in->topic);
+    bool ok = t != NULL && in->index > 0;
+    size_t i;
+
+    if (ok && (res->produced = calloc(in->n, sizeof(*res->produced))) == NULL)
+        ok = false;
+    res->n_produced = ok ? in->n : 0;
+    for (i = 0; ok && i < in->n; i++) {
+        size_t j = 0;
+        while (j < i && in->parts[j] != in->parts[i])
+            j++;
+        if (in->parts[i] >= t->n_partitions)
+            ok = false;
+        else if (j == i) /* the first record of its partition */
+            ok = resolve_partition(t, in->parts[i], in, res);
+    }
+    topic_put(t);
+    if (ok)
+        log_info("idempotency key '%s': answer rebuilt from its records",
+                 in->key);
+    return ok;
+}
+
+/* Standalone: note a keyed produce in the journal before its records are
+ * written, so that a crash between the two leaves its key findable. */
+static void idem_intent(struct state *s, const struct cmd *c, uint64_t index,
+                        int64_t now_ms)
+{
+    char errmsg[BRK_ERRMSG_LEN];
+    uint32_t *parts;
+    size_t i;
+
+    if (c->type != CMD_PRODUCE || !idem_journal_active(s->idem))
+        return;
+    parts = calloc(c->n_records ? c->n_records : 1, sizeof(*parts));
+    if (parts == NULL)
+        return; /* the key's own line still follows the apply */
+    for (i = 0; i < c->n_records; i++)
+        parts[i] = c->records[i].partition;
+    if (idem_journal_intent(s->idem,
+                            &(struct idem_intent){c->idem_key, c->idem_fp,
+                                                  index, now_ms, c->topic,
+                                                  parts, c->n_records},
+                            errmsg) != 0)
+        log_error("%s", errmsg);
+    free(parts);
+}
+
+/* Whether the answer to @c is final and so remembered under its key: a
+ * claim that found nothing changed nothing (it waits and is applied again
+ * as a new command), and this node's own disk or memory trouble is not
+ * the command's answer. */
+static bool idem_final(const struct cmd *c, const struct cmd_result *res)
+{
+    if (c->type == CMD_CLAIM && res->err == 0 && res->n_claimed == 0)
+        return false;
+    return res->err != BRK_ENOMEM && res->err != BRK_EIO &&
+           res->err != BRK_ECORRUPT && res->err != BRK_ESHORT &&
+           res->err != BRK_EINTERNAL && res->err != BRK_ESTORAGE_FULL;
+}
+
+/* The key is checked here, at apply, in log order: a repeat that raced
+ * its original through two nodes finds it applied. */
+static bool idem_before(struct state *s, const struct cmd *c,
+                        struct cmd_result *res)
+{
+    switch (idem_check(s->idem, c->idem_key, c->idem_fp, res)) {
+    case IDEM_NEW:
+        return true;
+    case IDEM_REPLAY:
+        return false;
+    case IDEM_REUSED:
+        res->err = brk_errf(res->errmsg, BRK_EIDEM_REUSED, "Idempotency-Key "
+                            "'%s' was used for another request (method, "
+                            "path, query or body differ)", c->idem_key);
+        return false;
+    default:
+        res->err = brk_errf(res->errmsg, BRK_EIDEM_FULL, "%lld idempotency "
+                            "keys are held (idempotency_max_keys): retry "
+                            "later, when older keys expire",
+                            (long long)s->cfg->idempotency_max_keys);
+        return false;
+    }
+}
+
+void state_apply(struct state *s, const struct cmd *c, uint64_t index,
+                 int64_t now_ms, struct cmd_result *res,
+                 struct state_effects *fx)
+{
+    bool keyed = c->idem_key[0] != '\0' && s->idem != NULL;
+
+    if (s->idem != NULL)
+        idem_expire(s->idem, now_ms);
+    if (keyed && !idem_before(s, c, res))
+        return;
+    if (keyed)
+        idem_intent(s, c, index, now_ms);
+    apply_cmd(s, c, index, now_ms, res, fx);
+    if (keyed && idem_final(c, res) &&
+        idem_record(s->idem, c->idem_key, c->idem_fp, index, now_ms, res) != 0)
+        log_error("cannot remember Idempotency-Key '%s': out of memory",
+                  c->idem_key);
 }

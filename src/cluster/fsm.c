@@ -17,7 +17,9 @@
 #include "broker/log.h"
 #include "node_internal.h"
 
-#define SNAPSHOT_VERSION 1
+/* 2 adds "idempotency" (the key table); version 1 snapshots still load,
+ * with no keys. */
+#define SNAPSHOT_VERSION 2
 
 /* Longest a restore may block the loop fetching records (see catchup.c). */
 #define CATCHUP_BUDGET_MS 5000
@@ -222,6 +224,11 @@ static char *snapshot_text(struct node *n)
                   "index", (json_int_t)raft_last_applied(&cl->raft), "topics",
                   topics, "members", members, "groups",
                   groups ? groups : "{}");
+    if (o != NULL &&
+        json_object_set_new(o, "idempotency", idem_dump(n->st->idem)) != 0) {
+        json_decref(o);
+        o = NULL;
+    }
     text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     cl->snap_groups = groups;
@@ -478,6 +485,8 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
         rv = restore_topic(n, json_array_get(topics, i), errmsg);
     if (rv == 0 && json_is_string(json_object_get(o, "groups")))
         restore_groups(n, json_string_value(json_object_get(o, "groups")));
+    if (rv == 0)
+        rv = idem_load(n->st->idem, json_object_get(o, "idempotency"), errmsg);
     json_decref(o);
     set_catching_up(n, false);
     if (rv != 0) {

@@ -29,6 +29,7 @@ struct sbatch {
     size_t n;
     struct state_effects fx;
     char *groups_text;                /* groups.json to write, or NULL */
+    bool keys;                        /* idempotency keys to fsync */
     int err;                          /* sync failure */
     char errmsg[BRK_ERRMSG_LEN];
     int groups_err;                   /* groups.json not written */

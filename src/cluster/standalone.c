@@ -18,6 +18,9 @@ static void sync_work(uv_work_t *req)
     struct sbatch *b = req->data;
     size_t i;
 
+    /* Keys first: a key without its data is dropped at start-up, data
+     * without its key would be stored again by a retry. */
+    b->err = idem_journal_sync(b->node->st->idem, b->errmsg);
     for (i = 0; i < b->fx.n_touched && b->err == 0; i++) {
         struct state_touched *t = &b->fx.touched[i];
         b->err = partition_sync(t->topic->partitions[t->partition], b->errmsg);
@@ -85,11 +88,18 @@ static void after_sync(uv_work_t *req, int status)
 static void apply_all(struct node *n, struct sbatch *b)
 {
     int64_t ts = clock_wall_ms();
+
+    char errmsg[BRK_ERRMSG_LEN];
     size_t i;
 
     for (i = 0; i < b->n; i++)
         state_apply(n->st, &b->works[i]->cmd, ++n->index, ts,
                     &b->works[i]->res, &b->fx);
+    /* Written right after the records (fsync'd with them), so that a
+     * crash leaves a stored write with its key as far as possible. */
+    b->keys = idem_journal_pending(n->st->idem);
+    if (idem_journal_append(n->st->idem, errmsg) != 0)
+        fsync_failed(errmsg);
 }
 
 void standalone_apply(struct node *n, struct work **works, size_t count)
@@ -111,7 +121,7 @@ void standalone_apply(struct node *n, struct work **works, size_t count)
     b->req.data = b;
     apply_all(n, b);
     if (n->cfg->flush_interval_ms > 0 ||
-        (b->fx.n_touched == 0 && !b->fx.groups_changed)) {
+        (b->fx.n_touched == 0 && !b->fx.groups_changed && !b->keys)) {
         node_complete_batch(n, works, count, &b->fx, 0, "");
         free(works);
         free(b);
@@ -143,6 +153,7 @@ static void flush_work(uv_work_t *req)
     size_t i;
     uint32_t p;
 
+    f->err = idem_journal_sync(f->node->st->idem, f->errmsg);
     for (i = 0; i < f->n && f->err == 0; i++)
         for (p = 0; p < f->topics[i]->n_partitions && f->err == 0; p++)
             f->err = partition_sync(f->topics[i]->partitions[p], f->errmsg);

@@ -107,6 +107,13 @@ static const struct cfg_row cfg_rows[] = {
     {.path = "scrub_bytes_per_s", .type = CFG_INT64,
      CFG_FIELD(scrub_bytes_per_s), .def = 50LL << 20, .min = 1,
      .max = INT64_MAX},
+    /* Idempotency keys (API.md v2 "Exactly-once writes"). */
+    {.path = "idempotency_window", .type = CFG_DURATION,
+     CFG_FIELD(idempotency_window_ms), .def = 10 * 60 * 1000, .min = 1000,
+     .max = INT64_MAX},
+    {.path = "idempotency_max_keys", .type = CFG_INT64,
+     CFG_FIELD(idempotency_max_keys), .def = 1000000, .min = 1,
+     .max = 100000000},
 
     {.path = "server.host", .type = CFG_STRING, CFG_FIELD(server.host),
      .def_str = "0.0.0.0", .flags = CFG_NONEMPTY},

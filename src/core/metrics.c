@@ -9,7 +9,7 @@ static const char *const metric_names[] = {METRICS_MAP(METRICS__NAME)};
 static const char *const metric_help[] = {METRICS_MAP(METRICS__HELP)};
 
 static const int statuses[] = {200, 201, 204, 400, 404, 405, 409, 411,
-                               413, 416, 500, 502, 503, 504, 507};
+                               413, 416, 422, 500, 502, 503, 504, 507};
 #define N_STATUSES (sizeof(statuses) / sizeof(statuses[0]))
 
 static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,

@@ -98,6 +98,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
                 sizeof(r->broker_node));
     take_header(p, len, "X-High-Watermark", r->high_watermark,
                 sizeof(r->high_watermark));
+    take_header(p, len, "Idempotent-Replayed", r->replayed,
+                sizeof(r->replayed));
     return len;
 }
 
@@ -127,6 +129,10 @@ static struct curl_slist *build_headers(const struct forward_request *req)
     }
     if (req->forwarded_by != NULL) {
         snprintf(line, sizeof(line), "X-Forwarded-By: %s", req->forwarded_by);
+        h = curl_slist_append(h, line);
+    }
+    if (req->idem_key != NULL && req->idem_key[0] != '\0') {
+        snprintf(line, sizeof(line), "Idempotency-Key: %s", req->idem_key);
         h = curl_slist_append(h, line);
     }
     return h;

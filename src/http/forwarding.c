@@ -2,6 +2,7 @@
  * pass its answer back. While an election runs, retry for a bounded time,
  * then answer 503 no_leader. A request that was already forwarded is
  * never forwarded again, so there are no loops. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,8 @@
 
 #define FORWARD_WAIT_MS 5000
 #define FORWARD_RETRY_MS 100
+/* A relay that may have reached a leader is retried this long. */
+#define FORWARD_OUTCOME_MS 30000
 #define FORWARD_TIMEOUT_MS 10000L
 #define FORWARD_CLAIM_TIMEOUT_MS 40000L /* above the longest claim wait */
 
@@ -68,6 +71,7 @@ static int try_forward(struct http_req *r, const char *leader,
         .body = r->body_len ? r->body : NULL,
         .len = r->body_len,
         .forwarded_by = r->srv->node_id,
+        .idem_key = r->idem_key,
         .timeout_ms = strstr(r->url, "/claim") ? FORWARD_CLAIM_TIMEOUT_MS
                                                : FORWARD_TIMEOUT_MS};
     int rv;
@@ -91,21 +95,37 @@ static enum MHD_Result relay(struct http_req *r, struct forward_response *resp)
                             resp->body, resp->len, resp->broker_node);
 }
 
-/* Whether the leader said the write may have been committed all the same
- * (it lost leadership or stopped after appending it). */
+/* A relayed write the client sent without a key gets one of this node's
+ * own: unique per node and boot, so that resending it after the leader
+ * died applies it at most once. */
+static void relay_key(struct http_req *r, const struct node_status *st)
+{
+    static atomic_ulong seq;
+    char key[CMD_IDEM_KEY_MAX + 1];
+
+    if (r->idem_key[0] != '\0')
+        return;
+    snprintf(key, sizeof(key), "fwd-%llu-%llx-%lu",
+             (unsigned long long)st->node_id,
+             (unsigned long long)st->started_ms,
+             (unsigned long)atomic_fetch_add(&seq, 1) + 1);
+    http_idem_assign(r, key);
+}
+
+/* A leader's 503 that says the write may have been applied (its leadership
+ * was lost after proposing it). */
 static bool maybe_applied(const struct forward_response *resp)
 {
     return resp->body != NULL && strstr(resp->body, BRK_MAYBE_APPLIED) != NULL;
 }
 
-/* One attempt: 1 when answered, 0 to retry later. Retrying is safe only
- * when the request cannot have reached a leader: no connection, or a 503
- * from a node that is not leading (it applies nothing). A request sent to
- * a leader that then died, or that answered BRK_MAYBE_APPLIED, may have
- * been committed: pass on 503 "may or may not be applied" rather than
- * write it a second time. */
+/* One attempt: 1 when answered, 0 to retry later. Every relay carries an
+ * Idempotency-Key (relay_key), so a request that reached a leader that
+ * then died is sent again, to the next leader, with the same key: the
+ * state machine applies it at most once. *@sent notes that the outcome
+ * of an attempt was not known (for the final answer). */
 static int attempt(struct http_req *r, const struct node_status *st,
-                   bool last, enum MHD_Result *ret, char *errmsg)
+                   bool last, bool *sent, enum MHD_Result *ret, char *errmsg)
 {
     struct forward_response resp;
     int rv;
@@ -117,21 +137,39 @@ static int attempt(struct http_req *r, const struct node_status *st,
     rv = try_forward(r, st->leader.http_address, &resp, errmsg);
     if (rv == BRK_EFORWARD) {
         metrics_add(MET_FORWARD_ERRORS, 1);
-        *ret = http_reply_error(r, BRK_ENO_LEADER, "the leader did not answer "
-                                "(%s); the write may or may not have been "
-                                "applied: retry", errmsg);
-        return 1;
+        metrics_add(MET_RELAY_RETRIES, 1);
+        *sent = true;
+        return 0;
     }
     if (rv != 0)
         return 0;
-    if (resp.status == 503 && !last && !maybe_applied(&resp)) {
-        snprintf(errmsg, BRK_ERRMSG_LEN, "node %llu is not leading yet",
-                 (unsigned long long)st->leader_id);
+    if (resp.status == 503 && (maybe_applied(&resp) || !last) &&
+        (resp.body == NULL || !strstr(resp.body, "idempotency_keys_full"))) {
+        if (maybe_applied(&resp)) {
+            *sent = true;
+            metrics_add(MET_RELAY_RETRIES, 1);
+        }
+        snprintf(errmsg, BRK_ERRMSG_LEN, "node %llu is not leading (%.200s)",
+                 (unsigned long long)st->leader_id,
+                 resp.body ? resp.body : "");
         forward_response_free(&resp);
         return 0;
     }
+    r->idem_replayed = strcmp(resp.replayed, "true") == 0;
     *ret = relay(r, &resp); /* the body now belongs to the response */
     return 1;
+}
+
+/* After the deadline, a relay whose outcome is not known says so, with
+ * the key that makes a retry safe (also in the Idempotency-Key header). */
+static enum MHD_Result reply_unknown(struct http_req *r, const char *errmsg)
+{
+    metrics_add(MET_FORWARD_ERRORS, 1);
+    return http_reply_error(r, BRK_EUNAVAILABLE, "the outcome of this write "
+                            "is not known: no leader answered it within %d s "
+                            "(%s); retry it with the header 'Idempotency-Key: "
+                            "%s', which applies it at most once",
+                            FORWARD_OUTCOME_MS / 1000, errmsg, r->idem_key);
 }
 
 enum MHD_Result http_forward_write(struct http_req *r, http_handler local)
@@ -142,6 +180,7 @@ enum MHD_Result http_forward_write(struct http_req *r, http_handler local)
     struct node_status st;
     enum MHD_Result ret;
     char errmsg[BRK_ERRMSG_LEN] = "no leader is known";
+    bool sent = false, was_sent = false;
 
     for (;;) {
         bool last = clock_mono_ns() >= deadline;
@@ -154,15 +193,23 @@ enum MHD_Result http_forward_write(struct http_req *r, http_handler local)
             snprintf(errmsg, sizeof(errmsg), "this node is not the leader");
             break;
         }
-        if (attempt(r, &st, last, &ret, errmsg))
+        relay_key(r, &st);
+        if (attempt(r, &st, last, &sent, &ret, errmsg))
             return ret;
+        if (sent && !was_sent) /* from now on, until the outcome is known */
+            deadline = clock_mono_ns() + FORWARD_OUTCOME_MS * 1000000ull;
+        was_sent = sent;
         if (forward_aborting())
-            return http_reply_error(r, BRK_ESHUTDOWN, "this node is shutting "
-                                    "down; send the write to another node");
+            return sent ? reply_unknown(r, "this node is shutting down")
+                        : http_reply_error(r, BRK_ESHUTDOWN, "this node is "
+                                           "shutting down; send the write "
+                                           "to another node");
         if (last)
             break;
         usleep(FORWARD_RETRY_MS * 1000);
     }
+    if (sent)
+        return reply_unknown(r, errmsg);
     metrics_add(MET_FORWARD_ERRORS, 1);
     return http_reply_error(r, BRK_ENO_LEADER, "no leader reachable: %s",
                             errmsg);

@@ -6,6 +6,7 @@
 
 #include "broker/addr.h"
 #include "broker/forward.h"
+#include "broker/idem.h"
 #include "broker/metrics.h"
 #include "broker/replica.h"
 #include "http_internal.h"
@@ -152,6 +153,11 @@ enum MHD_Result h_cluster_status(struct http_req *r)
     if (o != NULL) {
         add_storage(r, &st, o);
         json_object_set_new(o, "divergence", divergence_json());
+        /* Keys held by this node's state machine (the same on every
+         * replica once it has applied the same entries). */
+        json_object_set_new(o, "idempotency_keys",
+                            json_integer((json_int_t)idem_count(
+                                r->srv->deps.st->idem)));
     }
     return http_reply_json(r, 200, o);
 }

@@ -303,7 +303,10 @@ static enum MHD_Result produce_done(struct http_req *r)
         bytes += w->cmd.records[i].key_len + w->cmd.records[i].value_len +
                  w->cmd.records[i].headers_len;
     metrics_add(MET_PRODUCE_REQUESTS, 1);
-    metrics_add(MET_PRODUCE_MESSAGES, res->n_produced);
+    /* A replay stored nothing (broker_idempotent_replays_total counts it). */
+    if (res->replayed)
+        bytes = 0;
+    metrics_add(MET_PRODUCE_MESSAGES, res->replayed ? 0 : res->n_produced);
     metrics_add(MET_PRODUCE_BYTES, bytes);
     metrics_produce_latency((double)(clock_mono_ns() - r->t0_ns) / 1e9);
     if (!r->batch)

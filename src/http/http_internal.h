@@ -63,6 +63,9 @@ struct http_req {
     uint64_t limit;             /* fetch: record limit */
     uint64_t max_bytes;         /* fetch: byte cap, 0 = none */
     char *warning;              /* Warning header for a 2xx answer, or NULL */
+    char idem_key[CMD_IDEM_KEY_MAX + 1]; /* Idempotency-Key, "" = none */
+    uint64_t idem_fp;           /* fingerprint of method, path, query, body */
+    bool idem_replayed;         /* a relayed answer was a replay */
 };
 
 /* ==== router.c ==== */
@@ -99,6 +102,16 @@ void http_redact_paths(const struct http_req *r, const char *msg, char *out,
 enum MHD_Result http_reply_relay(struct http_req *r, int status,
                                  const char *content_type, char *body,
                                  size_t len, const char *leader_node);
+
+/* ==== idempotency.c ==== */
+/* Read and check the Idempotency-Key of a write and fingerprint the
+ * request; false after replying 400 for a malformed key. */
+bool http_idem_parse(struct http_req *r, enum MHD_Result *ret);
+/* Give @r the key @key (a relay's own), fingerprinted as if sent: a node
+ * that becomes leader while relaying applies it under the same key. */
+void http_idem_assign(struct http_req *r, const char *key);
+/* The Idempotent-Replayed header when the answer is a replay. */
+void http_idem_headers(struct http_req *r, struct MHD_Response *resp);
 
 /* ==== forwarding.c ==== */
 /* Run @local when this node leads (or is standalone), else relay to the

@@ -33,6 +33,7 @@ static enum MHD_Result reply(struct http_req *r, int status,
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     if (r->warning != NULL && status >= 200 && status < 300)
         MHD_add_response_header(resp, "Warning", r->warning);
+    http_idem_headers(r, resp);
     ret = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     metrics_http(r->route, status);

@@ -189,8 +189,12 @@ enum MHD_Result router_dispatch(struct http_req *r)
             r->route = (int)i;
             if (routes[i].fn == h_produce)
                 h_produce_hint(r);
-            if (routes[i].write)
+            if (routes[i].write) {
+                enum MHD_Result ret;
+                if (!http_idem_parse(r, &ret))
+                    return ret;
                 return http_forward_write(r, routes[i].fn);
+            }
             return routes[i].fn(r);
         }
         path_known = path_known || ok;

@@ -78,7 +78,11 @@ struct work *http_work_new(struct http_req *r, enum work_type type)
 
     if (w != NULL)
         w->type = type;
-    (void)r;
+    /* Every command of a keyed write carries its key to the apply. */
+    if (w != NULL && type == WORK_CMD && r->idem_key[0] != '\0') {
+        memcpy(w->cmd.idem_key, r->idem_key, sizeof(w->cmd.idem_key));
+        w->cmd.idem_fp = r->idem_fp;
+    }
     return w;
 }
 
