@@ -23,6 +23,10 @@ int fsutil_remove_tree(const char *path, char *errmsg);
 int fsutil_read_file(const char *path, size_t max, char **out, size_t *len,
                      char *errmsg);
 
+/* write() all @len bytes of @buf, retrying short writes and EINTR: 0, or
+ * -1 with errno set. */
+int fsutil_write_all(int fd, const void *buf, size_t len);
+
 /* 0 when @dir exists (created if needed) and a file can be created in it. */
 int fsutil_check_writable(const char *dir, char *errmsg);
 

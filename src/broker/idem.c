@@ -439,16 +439,9 @@ static char *lines_from(struct idem_entry *from, uint64_t *n)
 static int write_all(int fd, const char *p, size_t len, const char *path,
                      char *errmsg)
 {
-    while (len > 0) {
-        ssize_t k = write(fd, p, len);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            return brk_errf(errmsg, BRK_EIO, "write %s: %s", path,
-                            strerror(errno));
-        p += k;
-        len -= (size_t)k;
-    }
+    if (fsutil_write_all(fd, p, len) != 0)
+        return brk_errf(errmsg, BRK_EIO, "write %s: %s", path,
+                        strerror(errno));
     return 0;
 }
 

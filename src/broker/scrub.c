@@ -1,4 +1,5 @@
 /* The verification / scrub thread (see broker/scrub.h, docs/storage.md). */
+#include "broker/nap.h"
 #include "broker/scrub.h"
 
 #include <errno.h>
@@ -29,23 +30,7 @@ struct scrubber {
 /* Sleep @ns unless stopped; returns true when stopping. */
 static bool nap_ns(struct scrubber *s, uint64_t ns)
 {
-    struct timespec ts;
-    bool stop;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += (time_t)(ns / 1000000000u);
-    ts.tv_nsec += (long)(ns % 1000000000u);
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&s->lock);
-    while (!s->stop &&
-           pthread_cond_timedwait(&s->cond, &s->lock, &ts) != ETIMEDOUT)
-        ;
-    stop = s->stop;
-    pthread_mutex_unlock(&s->lock);
-    return stop;
+    return nap_until_stopped(&s->lock, &s->cond, &s->stop, ns);
 }
 
 static bool stopping(struct scrubber *s)

@@ -1,4 +1,5 @@
 /* Repair from peers: see broker/repair.h and docs/clustering.md. */
+#include "broker/nap.h"
 #include "broker/repair.h"
 
 #include <errno.h>
@@ -38,23 +39,8 @@ struct gather {
 
 static bool nap(struct repairer *r, long ms)
 {
-    struct timespec ts;
-    bool stop;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&r->lock);
-    while (!r->stop &&
-           pthread_cond_timedwait(&r->cond, &r->lock, &ts) != ETIMEDOUT)
-        ;
-    stop = r->stop;
-    pthread_mutex_unlock(&r->lock);
-    return stop;
+    return nap_until_stopped(&r->lock, &r->cond, &r->stop,
+                             (uint64_t)ms * 1000000u);
 }
 
 static int gather_add(struct gather *g, const struct record *recs, size_t n)

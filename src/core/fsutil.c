@@ -107,12 +107,16 @@ int fsutil_sync_dir(const char *path, char *errmsg)
     return 0;
 }
 
-static int write_all(int fd, const char *p, size_t len)
+int fsutil_write_all(int fd, const void *buf, size_t len)
 {
+    const char *p = buf;
+
     while (len > 0) {
         ssize_t n = write(fd, p, len);
         if (n < 0 && errno == EINTR)
             continue;
+        if (n == 0)
+            errno = EIO; /* no progress and no error: do not loop */
         if (n <= 0)
             return -1;
         p += n;
@@ -133,7 +137,7 @@ int fsutil_write_atomic(const char *path, const void *data, size_t len,
     if (fd < 0)
         return brk_errf(errmsg, brk_err_from_errno(errno), "create %s: %s",
                         tmp, strerror(errno));
-    if (write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+    if (fsutil_write_all(fd, data, len) != 0 || fsync(fd) != 0) {
         int e = errno;
         close(fd);
         unlink(tmp);

@@ -1,6 +1,7 @@
 /* Announcer thread: until the replicated member list shows this node's
  * HTTP address, POST it to the leader's /internal/members. The leader
  * records its own address itself (raft_node.c). */
+#include "broker/nap.h"
 #include "broker/announce.h"
 
 #include <errno.h>
@@ -85,23 +86,8 @@ static void announce_once(struct announcer *a, const struct node_status *st)
 /* Sleep @ms unless stopped; returns true when stopping. */
 static bool nap(struct announcer *a, long ms)
 {
-    struct timespec ts;
-    bool stop;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&a->lock);
-    while (!a->stop &&
-           pthread_cond_timedwait(&a->cond, &a->lock, &ts) != ETIMEDOUT)
-        ;
-    stop = a->stop;
-    pthread_mutex_unlock(&a->lock);
-    return stop;
+    return nap_until_stopped(&a->lock, &a->cond, &a->stop,
+                             (uint64_t)ms * 1000000u);
 }
 
 static void *announce_main(void *arg)

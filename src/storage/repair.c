@@ -50,22 +50,6 @@ static int check_records(const uint8_t *buf, size_t len, uint64_t from,
     return 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Append bytes [from, to) of @s to @fd. */
 static int copy_range(const struct segment *s, int fd, uint64_t from,
                       uint64_t to, char *errmsg)
@@ -81,7 +65,7 @@ static int copy_range(const struct segment *s, int fd, uint64_t from,
         n = to - from < REPAIR_COPY_CHUNK ? (size_t)(to - from)
                                           : REPAIR_COPY_CHUNK;
         rc = segment_pread(s, buf, n, from, errmsg);
-        if (rc == 0 && write_all(fd, buf, n) != 0) {
+        if (rc == 0 && fsutil_write_all(fd, buf, n) != 0) {
             rc = brk_errf(errmsg, BRK_EIO, "write: %s", strerror(errno));
         }
         from += n;
@@ -105,7 +89,7 @@ static int write_spliced(int dirfd, const char *tmp, const struct segment *s,
                         strerror(errno));
     }
     rc = copy_range(s, fd, 0, d->pos_from, errmsg);
-    if (rc == 0 && write_all(fd, buf, len) != 0) {
+    if (rc == 0 && fsutil_write_all(fd, buf, len) != 0) {
         rc = brk_errf(errmsg, BRK_EIO, "write %s: %s", tmp, strerror(errno));
     }
     if (rc == 0) {

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "broker/fsutil.h"
 #include "broker/err.h"
 #include "broker/log.h"
 #include "segment.h"
@@ -411,22 +412,6 @@ bool segment_index_file_equals(int dirfd, uint64_t base,
     return same;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 int segment_index_write_file(int dirfd, const char *name,
                              const struct segment_index_entry *idx, size_t n,
                              char *errmsg)
@@ -438,7 +423,8 @@ int segment_index_write_file(int dirfd, const char *name,
         return brk_errf(errmsg, BRK_ENOMEM, "write index: out of memory");
     }
     fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || write_all(fd, buf, n * SEGMENT_INDEX_ENTRY_SIZE) != 0 ||
+    if (fd < 0 ||
+        fsutil_write_all(fd, buf, n * SEGMENT_INDEX_ENTRY_SIZE) != 0 ||
         fsync(fd) != 0) {
         rc = brk_errf(errmsg, BRK_EIO, "write %s: %s", name, strerror(errno));
         unlinkat(dirfd, name, 0);
