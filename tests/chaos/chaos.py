@@ -661,7 +661,7 @@ def read_all(node):
 RELAY_BUDGET = 30.0
 
 
-def settled_views(members):
+def settled_views(members, log):
     """read_all of every member once the running ones agree (bounded by
     the relay budget), else the last reads: the checker then reports the
     difference."""
@@ -843,7 +843,7 @@ def run_one(nem_cls, seconds, seed, net, verbose, config=None, size=3):
             c.wait_identical(TOPIC, HEAL_TIMEOUT, nodes=up)
         except ch.ClusterTimeout as e:
             log("not converged: %s" % str(e).splitlines()[0])
-        check(res, hist, settled_views(members))
+        check(res, hist, settled_views(members, log))
         res.row["acked"] = hist.n_acked
         res.row["indet"] = hist.n_indet
         for node_id, rc, text in x.crashes:
