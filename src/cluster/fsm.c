@@ -322,6 +322,29 @@ static const char *leader_http(struct node *n)
                : NULL;
 }
 
+/* At start-up no leader is known yet, and the local segments may have
+ * lost records the snapshot covers (a damaged or cut tail). They are
+ * committed, so every member's copy is the same (CRC-checked on the way
+ * in): fetch them from the first other member that has them. */
+static int catchup_from_peers(struct node *n, struct topic *t, uint32_t p,
+                              uint64_t next, char *errmsg)
+{
+    int i, rv = brk_errf(errmsg, BRK_EUNAVAILABLE, "no other member's "
+                         "address is known");
+
+    for (i = 0; i < n->cl->n_members; i++) {
+        const struct member_http *m = &n->cl->members[i];
+        if (m->id == n->cfg->cluster.node_id || m->http[0] == '\0')
+            continue;
+        rv = catchup_partition(n, m->http, t, p, next, errmsg);
+        if (rv == 0)
+            return 0;
+        log_warn("restore: %s/%u from node %llu: %s", t->name, p,
+                 (unsigned long long)m->id, errmsg);
+    }
+    return rv;
+}
+
 /* Make one partition hold what the snapshot says: records up to "next"
  * (fetched from the leader when missing) and nothing below "log_start"
  * (truncations may have left the log with the compaction). Data ahead of
@@ -334,6 +357,7 @@ static int restore_partition(struct node *n, struct topic *t, uint32_t p,
         (uint64_t)json_integer_value(json_object_get(part, "log_start"));
     struct partition *pt = t->partitions[p];
     const char *leader;
+    char why[BRK_ERRMSG_LEN];
     struct partition_stats st;
     int rv = 0;
 
@@ -346,14 +370,16 @@ static int restore_partition(struct node *n, struct topic *t, uint32_t p,
     if (rv != 0 || st.next_offset >= next)
         return rv;
     leader = leader_http(n);
-    if (leader == NULL)
-        return brk_errf(errmsg, BRK_EUNAVAILABLE, "%s/%u needs offsets %llu.."
-                        "%llu and no leader is known to fetch them from "
-                        "(was data_dir emptied while cluster.data_dir was "
-                        "kept? empty both to rebuild this node)", t->name, p,
-                        (unsigned long long)st.next_offset,
-                        (unsigned long long)next);
-    return catchup_partition(n, leader, t, p, next, errmsg);
+    if (leader != NULL)
+        return catchup_partition(n, leader, t, p, next, errmsg);
+    if (catchup_from_peers(n, t, p, next, why) == 0)
+        return 0;
+    return brk_errf(errmsg, BRK_EUNAVAILABLE, "%s/%u needs offsets %llu.."
+                    "%llu and neither a leader nor another member could "
+                    "send them (%s; was data_dir emptied while "
+                    "cluster.data_dir was kept? empty both to rebuild this "
+                    "node)", t->name, p, (unsigned long long)st.next_offset,
+                    (unsigned long long)next, why);
 }
 
 /* The local topic of that name, re-made when it is another incarnation

@@ -124,6 +124,34 @@ class ReplayCut(ch.ClusterTestCase):
         self.run_cut(False, {"cluster": {"snapshot_entries": 8,
                                          "compaction_overhead": 2}})
 
+    def test_cut_below_snapshot(self):
+        """The cut removes records that the follower's last snapshot
+        covers: the restart restores that snapshot before any leader is
+        known and must fetch them from another member (the chaos suite's
+        flip-new nemesis found the node refusing to start)."""
+        c = self.new_cluster(3, {"cluster": {"snapshot_entries": 8,
+                                             "compaction_overhead": 2}})
+        st, _, data = c.leader().request("POST", "/topics",
+                                         {"name": TOPIC, "partitions": 2})
+        self.assertEqual(st, 201, data)
+        self.produce_batches(c, 0, 2 * BATCHES)
+        before = c.wait_identical(TOPIC)
+        f = c.followers()[0]
+        self.assertGreater(f.raft()["snapshot_index"], 0, "no snapshot")
+        f.stop()
+        for p in (0, 1):
+            path = newest_segment(f, p)
+            recs = segment_records(path)
+            pos, size = recs[len(recs) // 3][:2]
+            os.truncate(path, pos + size // 2)  # torn, far below the snapshot
+        f.start()
+        self.produce_batches(c, 100, 3)
+        after = c.wait_identical(TOPIC, timeout=30)
+        for p in (0, 1):
+            self.assertEqual(after[p][:len(before[p])], before[p])
+            offs = [r[0] for r in after[p]]
+            self.assertEqual(offs, list(range(len(offs))))
+
 
 if __name__ == "__main__":
     ch.main()
