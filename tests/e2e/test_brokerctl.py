@@ -2,10 +2,12 @@
 standalone broker: produce forms, consume formats and follow mode, groups,
 topics, cluster views, queue, failover and exit codes.
 BROKERCTL_BIN is set by tests/CMakeLists.txt."""
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -29,6 +31,8 @@ class BrokerctlTest(harness.BrokerTestCase):
                            timeout=timeout, env=env)
         if expect is not None:
             self.assertEqual(p.returncode, expect, (args, p.stdout, p.stderr))
+        for marker in harness.SANITIZER_MARKERS:
+            self.assertNotIn(marker, p.stderr, args)
         return p
 
     def values(self, topic, partition=0):
@@ -186,6 +190,35 @@ class BrokerctlTest(harness.BrokerTestCase):
                            text=True, timeout=20, env=env)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("js", [t["name"] for t in json.loads(p.stdout)["topics"]])
+
+    def test_token_sent_as_bearer(self):
+        """--token reaches the server as 'Authorization: Bearer T' (a stub
+        server records it: today's broker ignores the header)."""
+        seen = []
+
+        class Stub(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                seen.append(self.headers.get("Authorization"))
+                body = b'{"topics":[]}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        srv = http.server.HTTPServer(("127.0.0.1", 0), Stub)
+        t = threading.Thread(target=srv.serve_forever, daemon=True)
+        t.start()
+        try:
+            url = "http://127.0.0.1:%d" % srv.server_address[1]
+            self.ctl("--token", "s3cret", "topics", "list", url=url)
+        finally:
+            srv.shutdown()
+            srv.server_close()
+        self.assertEqual(seen, ["Bearer s3cret"])
 
 
 if __name__ == "__main__":
