@@ -5,6 +5,7 @@ BROKERCTL_BIN is set by tests/CMakeLists.txt."""
 import http.server
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -103,6 +104,22 @@ class BrokerctlTest(harness.BrokerTestCase):
                 p.wait()
         self.assertEqual(p.returncode, 0)
         self.assertEqual(sorted(out.split()), ["m0", "m1", "m2"])
+
+    def test_follow_ends_on_sigint(self):
+        """Ctrl-C ends follow mode within a long poll (1 s), status 0."""
+        self.b.create_topic("fi", partitions=1)
+        p = subprocess.Popen([CTL, "--url", self.b.base, "consume", "fi", "-f"],
+                             stdout=subprocess.PIPE, text=True)
+        try:
+            time.sleep(0.5)
+            self.assertIsNone(p.poll())
+            p.send_signal(signal.SIGINT)
+            p.communicate(timeout=5)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertEqual(p.returncode, 0)
 
     def test_group_consume_commits(self):
         self.b.create_topic("gc", partitions=1)
