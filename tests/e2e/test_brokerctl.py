@@ -121,6 +121,30 @@ class BrokerctlTest(harness.BrokerTestCase):
                 p.wait()
         self.assertEqual(p.returncode, 0)
 
+    def test_follow_survives_restart(self):
+        """Follow mode retries while the broker is down and goes on from
+        next_offset once it is back on the same port."""
+        b = self.new_broker()
+        b.create_topic("fr", partitions=1)
+        b.produce("fr", "a")
+        p = subprocess.Popen([CTL, "--url", b.base, "consume", "fr", "-f", "-n", "2",
+                              "--format", "value"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(0.5)
+            b.stop()
+            time.sleep(1.5)
+            self.assertIsNone(p.poll(), "follow must not give up")
+            b.start()
+            b.produce("fr", "b")
+            out, err = p.communicate(timeout=20)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertEqual((p.returncode, out.split()), (0, ["a", "b"]), err)
+        self.assertIn("retrying", err)
+
     def test_group_consume_commits(self):
         self.b.create_topic("gc", partitions=1)
         for i in range(5):

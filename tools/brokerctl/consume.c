@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char HELP[] =
     "usage: brokerctl consume TOPIC [options]\n"
@@ -13,7 +14,8 @@ static const char HELP[] =
     "      --all-partitions   every partition of the topic\n"
     "  -o, --offset O         earliest (default), latest or a number\n"
     "      --timestamp MS     start at the first message at or after MS\n"
-    "  -f, --follow           keep waiting for new messages (Ctrl-C stops)\n"
+    "  -f, --follow           keep waiting for new messages (Ctrl-C stops);\n"
+    "                         retries every second while no node answers\n"
     "  -n, --count N          stop after N messages\n"
     "  -g, --group G          start at G's committed offset; commit each page\n"
     "      --format F         json (default), value, or a string with\n"
@@ -198,6 +200,13 @@ static int run(struct copt *o)
             int done = 0;
             long wait = o->follow ? (o->nparts > 1 ? 200 : 1000) : 0;
             rc = fetch_page(o, i, wait, &done);
+            if (rc == EXIT_UNREACHABLE && o->follow && !g_stop) {
+                /* follow mode outlives a restart: retry every second */
+                fprintf(stderr, "brokerctl: no node reachable, retrying\n");
+                sleep(1);
+                rc = 0;
+                done = 0;
+            }
             all_done &= done;
             if (g_stop || (o->count > 0 && o->seen >= o->count))
                 return rc;
