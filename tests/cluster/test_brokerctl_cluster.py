@@ -54,7 +54,10 @@ class BrokerctlCluster(ch.ClusterTestCase):
         self.ctl(urls, "produce", "fo", "before")
         first.kill9()
         self.ctl(urls, "produce", "fo", "after")
-        out = self.ctl(urls, "consume", "fo", "--format", "value").stdout
+        # The node that answers may be a follower that applies "after" a
+        # moment later: follow until both are there (bounded by timeout).
+        out = self.ctl(urls, "consume", "fo", "-f", "-n", "2", "--format", "value",
+                       timeout=30).stdout
         self.assertEqual(out.split(), ["before", "after"])
         p = self.ctl([first.base], "topics", "list", expect=3)
         self.assertIn(first.base, p.stderr)
