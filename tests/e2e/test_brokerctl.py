@@ -261,6 +261,37 @@ class BrokerctlTest(harness.BrokerTestCase):
             srv.server_close()
         self.assertEqual(seen, ["Bearer s3cret"])
 
+    def test_lost_write_answer_not_resent(self):
+        """A node that reads the request and closes without answering: a
+        produce is not resent to the next URL (it may have been applied;
+        exit 3, nothing written twice), a GET is."""
+        hits = []
+
+        class Drop(http.server.BaseHTTPRequestHandler):
+            def drop(self):
+                hits.append(self.command)
+                n = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(n)
+                self.close_connection = True
+
+            do_GET = do_POST = drop
+
+            def log_message(self, *a):
+                pass
+
+        srv = http.server.HTTPServer(("127.0.0.1", 0), Drop)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        try:
+            urls = "http://127.0.0.1:%d,%s" % (srv.server_address[1], self.b.base)
+            self.b.create_topic("lw", partitions=1)
+            self.ctl("produce", "lw", "x", url=urls, expect=3)
+            self.assertEqual(self.values("lw"), [])
+            self.assertIn("lw", self.ctl("topics", "list", url=urls).stdout)
+        finally:
+            srv.shutdown()
+            srv.server_close()
+        self.assertEqual(hits, ["POST", "GET"])
+
 
 if __name__ == "__main__":
     harness.main()

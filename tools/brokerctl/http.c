@@ -23,12 +23,20 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
     return add;
 }
 
-static int unreachable(CURLcode rc)
+/* May the request go to the next node? Always when this one could not be
+ * reached; after the request was sent only for a GET: a write that timed
+ * out may have been applied, and resending it elsewhere could apply it
+ * twice (use --idempotency-key for safe resends of produce). */
+static int unreachable(CURL *c, CURLcode rc, const char *method)
 {
-    return rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
-           rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_GOT_NOTHING ||
-           rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR ||
-           rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL;
+    if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
+        return 1;
+    if (rc != CURLE_OPERATION_TIMEDOUT && rc != CURLE_GOT_NOTHING &&
+        rc != CURLE_RECV_ERROR && rc != CURLE_SEND_ERROR)
+        return 0;
+    curl_off_t sent = 0;
+    curl_easy_getinfo(c, CURLINFO_PRETRANSFER_TIME_T, &sent);
+    return sent == 0 || !strcmp(method, "GET");
 }
 
 static struct curl_slist *build_headers(const struct req *q)
@@ -64,7 +72,7 @@ static CURLcode try_one(CURL *c, const char *base, const struct req *q,
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(q->timeout_ms + 10000));
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(q->timeout_ms + 60000));
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     if (q->body) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, q->body);
@@ -93,9 +101,12 @@ int http_do(const struct req *q, struct resp *r)
             g_opt.url_first = start; /* stick to the node that answered */
             return 0;
         }
-        if (g_opt.verbose || !unreachable(rc) || i + 1 == g_opt.nurls)
+        int next = unreachable(c, rc, q->method);
+        if (g_opt.verbose || !next || i + 1 == g_opt.nurls)
             fprintf(stderr, "brokerctl: %s: %s\n", g_opt.urls[start],
                     curl_easy_strerror(rc));
+        if (!next)
+            break;
     }
     return EXIT_UNREACHABLE;
 }
