@@ -31,7 +31,8 @@ static const char HELP[] =
     "  -v, --verbose       report every failed node\n"
     "\n"
     "Exit status: 0 ok, 1 the server answered an error (its error and code\n"
-    "are printed to stderr), 2 usage error, 3 no node reachable.\n";
+    "are printed to stderr), 2 usage error, 3 no node reachable (or a\n"
+    "write's answer was lost: it may have been applied, and is not resent).\n";
 
 int usage_error(const char *help, const char *fmt, ...)
 {
