@@ -8,4 +8,4 @@ cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" "$@" >/dev/null
 cmake --build "$dir" -j"$(nproc)"
 # The original guide runs ./broker from the repository root: point a
 # symlink at the default build's binary.
-if [ "$dir" = build ]; then ln -sfn build/broker broker; fi
+if [ "$dir" = build ]; then ln -sfn build/broker broker; ln -sfn build/brokerctl brokerctl; fi

@@ -6,4 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 scripts/build.sh build Release
+echo "run.sh: the CLI is $(pwd)/build/brokerctl (also ./brokerctl; see docs/cli.md)" >&2
 exec ./build/broker "$@"
