@@ -99,7 +99,7 @@ static void fail_pending(struct node *n, struct pbatch *pb)
         res->err = BRK_EUNAVAILABLE;
         snprintf(res->errmsg, sizeof(res->errmsg), "this node cannot store "
                  "the write (disk full or not writable); the other nodes may "
-                 "apply it: retry");
+                 "apply it: the write " BRK_MAYBE_APPLIED ": retry");
         node_finish_work(n, pb->works[i]);
     }
 }

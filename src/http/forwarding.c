@@ -196,8 +196,10 @@ enum MHD_Result http_forward_write(struct http_req *r, http_handler local)
         relay_key(r, &st);
         if (attempt(r, &st, last, &sent, &ret, errmsg))
             return ret;
-        if (sent && !was_sent) /* from now on, until the outcome is known */
+        if (sent && !was_sent) { /* from now on, until the outcome is known */
             deadline = clock_mono_ns() + FORWARD_OUTCOME_MS * 1000000ull;
+            last = false; /* a first send on the last try is retried too */
+        }
         was_sent = sent;
         if (forward_aborting())
             return sent ? reply_unknown(r, "this node is shutting down")
