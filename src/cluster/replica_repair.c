@@ -229,6 +229,14 @@ static bool swap_call(struct work *w, struct node *n)
         sw->rc = SWAP_MOVED;
         return true;
     }
+    /* Damaged ranges are the range repairer's (src/cluster/repair.c),
+     * which rewrites segments from its own thread: cutting the tail under
+     * it could interleave the two. The next check comes back here. */
+    if (partition_damage(part, NULL, 0) > 0) {
+        sw->rc = brk_errf(sw->errmsg, BRK_ECONFLICT, "damaged ranges are "
+                          "being repaired first");
+        return true;
+    }
     if (!pages_complete(sw)) {
         sw->rc = brk_errf(sw->errmsg, BRK_EINTERNAL, "fetched records do "
                           "not cover %llu..%llu", (unsigned long long)sw->from,
