@@ -139,36 +139,56 @@ static int verify_spliced(struct partition *p, const struct segment *old,
     return rc;
 }
 
+/* Write @base's records with @d replaced by @buf beside it as @tlog,
+ * verify the file whole and write its index as @tidx: a segment ready to
+ * be renamed into place (*@repl), or an error with nothing left behind. */
+static int stage_segment(struct partition *p, const struct segment *base,
+                         const struct segment_damage *d, const uint8_t *buf,
+                         size_t len, const char *tlog, const char *tidx,
+                         struct segment **repl, char *errmsg)
+{
+    int dirfd = partition_dirfd(p);
+    int rc = write_spliced(dirfd, tlog, base, d, buf, len, errmsg);
+
+    if (rc == 0) {
+        rc = verify_spliced(p, base, tlog, repl, errmsg);
+    }
+    if (rc == 0) {
+        rc = segment_index_write_file(dirfd, tidx, (*repl)->index,
+                                      (*repl)->index_n, errmsg);
+    }
+    return rc;
+}
+
+/* Undo a staged segment that was not installed. */
+static void unstage(struct partition *p, const char *tlog, const char *tidx,
+                    struct segment *repl)
+{
+    unlinkat(partition_dirfd(p), tlog, 0);
+    unlinkat(partition_dirfd(p), tidx, 0);
+    if (repl != NULL) {
+        segment_unref(repl);
+    }
+}
+
 static int repair_segment(struct partition *p, struct segment *old,
                           const struct segment_damage *d, const uint8_t *buf,
                           size_t len, char *errmsg)
 {
     char tlog[SEGMENT_NAME_MAX + 8], tidx[SEGMENT_NAME_MAX + 8];
     char iname[SEGMENT_NAME_MAX];
-    int dirfd = partition_dirfd(p);
     struct segment *repl = NULL;
     int rc;
 
     segment_index_name(old->base_offset, iname);
     snprintf(tlog, sizeof(tlog), "%s" REPAIR_SUFFIX, old->name);
     snprintf(tidx, sizeof(tidx), "%s" REPAIR_SUFFIX, iname);
-    rc = write_spliced(dirfd, tlog, old, d, buf, len, errmsg);
-    if (rc == 0) {
-        rc = verify_spliced(p, old, tlog, &repl, errmsg);
-    }
-    if (rc == 0) {
-        rc = segment_index_write_file(dirfd, tidx, repl->index, repl->index_n,
-                                      errmsg);
-    }
+    rc = stage_segment(p, old, d, buf, len, tlog, tidx, &repl, errmsg);
     if (rc == 0) {
         rc = partition_segment_replace(p, old, repl, tlog, tidx, errmsg);
     }
     if (rc != 0) {
-        unlinkat(dirfd, tlog, 0);
-        unlinkat(dirfd, tidx, 0);
-        if (repl != NULL) {
-            segment_unref(repl);
-        }
+        unstage(p, tlog, tidx, repl);
     }
     return rc;
 }
@@ -184,7 +204,6 @@ static int repair_gap(struct partition *p, struct segment *prev,
     struct segment_damage whole = {d->from, d->to, 0, 0};
     struct segment empty = {.base_offset = d->from, .next_offset = d->to,
                             .fd = -1};
-    int dirfd = partition_dirfd(p);
     struct segment *repl = NULL;
     int rc;
 
@@ -193,23 +212,13 @@ static int repair_gap(struct partition *p, struct segment *prev,
     snprintf(tlog, sizeof(tlog), "%s" REPAIR_SUFFIX, name);
     snprintf(tidx, sizeof(tidx), "%s" REPAIR_SUFFIX, iname);
     snprintf(empty.name, sizeof(empty.name), "%s", name);
-    rc = write_spliced(dirfd, tlog, &empty, &whole, buf, len, errmsg);
-    if (rc == 0) {
-        rc = verify_spliced(p, &empty, tlog, &repl, errmsg);
-    }
-    if (rc == 0) {
-        rc = segment_index_write_file(dirfd, tidx, repl->index, repl->index_n,
-                                      errmsg);
-    }
+    rc = stage_segment(p, &empty, &whole, buf, len, tlog, tidx, &repl,
+                       errmsg);
     if (rc == 0) {
         rc = partition_segment_insert(p, prev, repl, tlog, tidx, errmsg);
     }
     if (rc != 0) {
-        unlinkat(dirfd, tlog, 0);
-        unlinkat(dirfd, tidx, 0);
-        if (repl != NULL) {
-            segment_unref(repl);
-        }
+        unstage(p, tlog, tidx, repl);
     }
     return rc;
 }
